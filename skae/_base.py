@@ -1,0 +1,581 @@
+"""The estimator shell that every skae autoencoder shares.
+
+``BaseAutoencoder`` validates data and parameters, builds the networks (``_nn``), hands
+training to the engine (``_training``) and implements the sklearn methods. Variants override
+a few small hooks rather than methods:
+
+- ``_corrupt(x, generator)``: the training input (the denoiser adds noise);
+- ``_code_width_factor`` and ``_code(encoded)``: a stochastic code (the VAE's mean and
+  log-variance);
+- ``_sample_code(encoded, generator)``: the code used in training and its own loss terms
+  (the VAE's reparameterisation and KL term);
+- ``_penalties(net_input, encoded, generator)``: extra named loss terms (sparsity,
+  contraction);
+- ``_score_tensor(x, networks)`` and ``_draw_codes(n, rng)``: scoring and sampling.
+"""
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._losses import reconstruction
+from ._nn import ACTIVATIONS, Architecture, build_networks, conv_output_size
+from ._training import BatchSource, Trainer, TrainingState, make_optimizer, SOLVERS
+
+_FLOAT_DTYPES = (np.float64, np.float32)
+_INFERENCE_BATCH = 4096
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Shell shared by every skae autoencoder. Not for direct use: see ``Autoencoder``."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "hidden_layer_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "conv_filters": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "image_shape": ["array-like", None],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "code_activation": [StrOptions(set(ACTIVATIONS)), None],
+        "loss": [StrOptions({"auto", "bce", "mse"})],
+        "solver": [StrOptions(set(SOLVERS))],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "device": [str],
+    }
+
+    _code_width_factor = 1
+
+    # ------------------------------------------------------------------ sklearn API
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the autoencoder on ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. A ``np.memmap`` or another sliceable array is read one batch at
+            a time.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "encoder_")
+        X = self._validate_X(X, reset=not continuing)
+        if not continuing:
+            self._initialize(X)
+        reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
+        if reason == "max_iter":
+            warnings.warn(
+                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.", ConvergenceWarning)
+        self._update_code_distribution(X, reset=True)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one epoch over ``X``, continuing from the current weights.
+
+        The first call fixes the loss, the scaling and the network; there is no early
+        stopping and no ``ConvergenceWarning``; ``n_iter_`` grows by one per call.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first = not hasattr(self, "encoder_")
+        X = self._validate_X(X, reset=first)
+        if first:
+            self._initialize(X)
+        self._train(X, epochs=1, early_stopping=False)
+        self._update_code_distribution(X, reset=first)
+        return self
+
+    def transform(self, X):
+        """Encode ``X``: the code of each sample.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components_)
+            The codes, in the floating dtype of ``X`` (float32 or float64).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
+        encoder, _ = self._networks_for(X.dtype)
+        return self._map_rows(X, lambda x: self._code(encoder(self._scaler(x, "normalize"))))
+
+    def inverse_transform(self, X):
+        """Decode codes back to the data space: the decoder's mean output.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components_)
+            Codes, e.g. from :meth:`transform` or :meth:`sample`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features_in_)
+            Reconstructed data, in the floating dtype of the codes.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
+        if Z.shape[1] != self.n_components_:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
+                f"expects codes of {self.n_components_} components.")
+        _, decoder = self._networks_for(Z.dtype)
+        return self._map_rows(Z, lambda z: self._mean_output(decoder(z)))
+
+    def score_samples(self, X):
+        """Log-likelihood-like score of each sample; higher is better.
+
+        Minus the reconstruction loss of each sample on the (clean) input, summed over
+        features: the binary cross-entropy in nats for ``loss_="bce"``, the squared error in
+        the units of ``X`` for ``loss_="mse"``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            One score per sample, in the floating dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
+        self._check_loss_domain(X)
+        networks = self._networks_for(X.dtype)
+        return self._map_rows(X, lambda x: self._score_tensor(x, networks))
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples` over ``X``: higher is better.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+        y : None
+            Ignored; present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Mean per-sample score.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate samples: decoder means of random codes.
+
+        Codes are drawn from a Gaussian fitted to the training codes (mean and full
+        covariance, plus a small ridge); the variational autoencoder draws from its prior.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated samples (float64).
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        codes = self._draw_codes(int(n_samples), check_random_state(random_state))
+        return self.inverse_transform(codes)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components_
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    # ------------------------------------------------------------------ fitted attributes
+
+    @property
+    def n_iter_(self):
+        """Number of epochs trained so far."""
+        return self._state.n_iter
+
+    @property
+    def loss_curve_(self):
+        """Training loss (the sum of the loss terms) per epoch."""
+        return list(self._state.loss_curve)
+
+    @property
+    def loss_terms_(self):
+        """Each named loss term per epoch, e.g. ``{"reconstruction": [...]}``."""
+        return {name: list(values) for name, values in self._state.loss_terms.items()}
+
+    @property
+    def validation_scores_(self):
+        """:meth:`score` on the validation split per epoch (``None`` without early stopping)."""
+        return list(self._state.validation_scores) or None
+
+    @property
+    def best_loss_(self):
+        """Lowest training loss reached (``None`` with early stopping, as ``MLPRegressor``)."""
+        return None if self.early_stopping else self._state.best_loss
+
+    @property
+    def best_validation_score_(self):
+        """Best validation score reached (``None`` without early stopping)."""
+        return self._state.best_validation_score if self._state.validation_scores else None
+
+    # ------------------------------------------------------------------ hooks
+
+    def _corrupt(self, x, generator):
+        """Training input made from the clean batch ``x`` (raw scale)."""
+        return x
+
+    def _code(self, encoded):
+        """The code (what ``transform`` returns) from the encoder's output."""
+        return encoded
+
+    def _sample_code(self, encoded, generator):
+        """The code fed to the decoder in training, and any loss terms it brings."""
+        return encoded, {}
+
+    def _penalties(self, net_input, encoded, generator):
+        """Extra named loss terms (scalars) of a training batch."""
+        return {}
+
+    def _score_tensor(self, x, networks):
+        """Per-sample score of a batch ``x`` (raw scale); higher is better."""
+        encoder, decoder = networks
+        x_net = self._scaler(x, "normalize")
+        error = reconstruction(decoder(self._code(encoder(x_net))), x_net, self.loss_)
+        return -error if self._x_scale is None else -error * self._x_scale**2
+
+    def _draw_codes(self, n_samples, rng):
+        """Codes to decode in :meth:`sample`."""
+        count, mean, scatter = self._code_stats
+        cov = scatter / (count - 1) if count > 1 else np.zeros_like(scatter)
+        cov += np.eye(len(mean)) * (1e-6 * np.trace(cov) / len(mean) + 1e-12)
+        return mean + rng.standard_normal((n_samples, len(mean))) @ np.linalg.cholesky(cov).T
+
+    def _resolve_code_activation(self):
+        return self.code_activation or self.activation
+
+    def _check_n_components(self):
+        if self.n_components is None and not self.conv_filters:
+            raise ValueError(
+                "n_components=None means the conv feature map is the code, which needs a "
+                "conv stack (conv_filters); set n_components to an integer.")
+
+    # ------------------------------------------------------------------ fitting steps
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=_FLOAT_DTYPES)
+        if not reset:
+            self._check_loss_domain(X)
+        return X
+
+    def _check_loss_domain(self, X):
+        if self.loss_ == "bce" and not _in_unit_interval(X):
+            raise ValueError(
+                "loss='bce' (binary cross-entropy) needs data in [0, 1], but X has values "
+                "outside it; scale X to [0, 1] (e.g. MinMaxScaler) or use loss='mse'.")
+
+    def _initialize(self, X):
+        """Resolve loss, scaling, device and architecture; build networks; reset history."""
+        self._check_n_components()
+        self.device_ = _resolve_device(self.device)
+        self.loss_ = self._resolve_loss(X)
+        self._check_loss_domain(X)
+        self._x_mean, self._x_scale = _scaling_stats(X) if self.loss_ == "mse" else (None, None)
+        self.image_shape_ = self._resolve_image_shape(X.shape[1])
+        self._architecture = self._build_architecture(X.shape[1])
+        self.n_components_ = self._architecture.code_size
+        self._seed = int(check_random_state(self.random_state).randint(_SEED_MAX))
+        generator = torch.Generator().manual_seed(self._seed)
+        self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
+        self._optimizer_state = None
+        self._state = TrainingState()
+
+    def _resolve_loss(self, X):
+        if self.loss != "auto":
+            return self.loss
+        return "bce" if _in_unit_interval(X) else "mse"
+
+    def _resolve_image_shape(self, n_features):
+        if self.image_shape is not None:
+            shape = _positive_int_tuple(self.image_shape, "image_shape")
+            if len(shape) not in (2, 3):
+                raise InvalidParameterError(
+                    "image_shape must be (height, width) or (height, width, channels), got "
+                    f"{self.image_shape!r}.")
+            shape = shape + (1,) * (3 - len(shape))
+            if math.prod(shape) != n_features:
+                raise ValueError(
+                    f"image_shape={tuple(self.image_shape)} holds {math.prod(shape)} values per "
+                    f"sample, but X has {n_features} features.")
+            return shape
+        side = math.isqrt(n_features)
+        if side * side == n_features:
+            return (side, side, 1)
+        return (1, n_features, 1) if self.conv_filters else None
+
+    def _build_architecture(self, n_features):
+        hidden = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes")
+        filters = _positive_int_tuple(self.conv_filters, "conv_filters")
+        if self.n_components is None:
+            code_size = hidden[-1] if hidden else conv_output_size(self.image_shape_, filters)
+            code_width = None
+        else:
+            code_size = self.n_components
+            code_width = self.n_components * self._code_width_factor
+        return Architecture(
+            n_features=n_features, code_width=code_width, code_size=code_size,
+            hidden_layer_sizes=hidden, conv_filters=filters, kernel_size=self.kernel_size,
+            image_shape=self.image_shape_ if filters else None, activation=self.activation,
+            code_activation=self._resolve_code_activation())
+
+    def _train(self, X, epochs, early_stopping):
+        """Run the engine for ``epochs`` epochs; returns its stop reason."""
+        networks = torch.nn.ModuleDict({"encoder": self.encoder_, "decoder": self.decoder_})
+        optimizer = self._make_optimizer(networks)
+        generator = torch.Generator().manual_seed(self._seed + self._state.n_iter)
+        source = BatchSource(X, self.device_)
+        indices = np.arange(X.shape[0])
+        validation_score = None
+        if early_stopping:
+            indices, val_idx = _validation_split(X.shape[0], self.validation_fraction, generator)
+            validation_score = lambda: self._validation_score(source, val_idx)  # noqa: E731
+        trainer = Trainer(
+            networks, self._objective(generator), optimizer, self.batch_size,
+            generator=generator if self.shuffle else None, verbose=self.verbose)
+        reason = trainer.fit(
+            source, indices, self._state, epochs, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
+            validation_score=validation_score)
+        networks.eval()
+        self._optimizer_state = (self.solver, optimizer.state_dict())
+        return reason
+
+    def _make_optimizer(self, networks):
+        optimizer = make_optimizer(self.solver, networks.parameters(), self.learning_rate_init)
+        if self._optimizer_state is not None and self._optimizer_state[0] == self.solver:
+            optimizer.load_state_dict(self._optimizer_state[1])
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate_init
+        return optimizer
+
+    def _objective(self, generator):
+        """The training objective of one batch: named scalar loss terms."""
+        def objective(x):
+            net_input = self._scaler(self._corrupt(x, generator), "normalize")
+            target = net_input if net_input is x else self._scaler(x, "normalize")
+            encoded = self.encoder_(net_input)
+            code, terms = self._sample_code(encoded, generator)
+            error = reconstruction(self.decoder_(code), target, self.loss_).mean()
+            return {"reconstruction": error, **terms,
+                    **self._penalties(net_input, encoded, generator)}
+        return objective
+
+    def _validation_score(self, source, indices):
+        self.encoder_.eval()
+        self.decoder_.eval()
+        with torch.inference_mode():
+            networks = (self.encoder_, self.decoder_)
+            total = sum(float(self._score_tensor(source.take(idx), networks).sum())
+                        for idx in np.array_split(indices, max(1, len(indices) // _INFERENCE_BATCH)))
+        self.encoder_.train()
+        self.decoder_.train()
+        return total / len(indices)
+
+    def _update_code_distribution(self, X, reset):
+        """Running mean and scatter of the training codes (Chan et al.'s pairwise update)."""
+        codes = self.transform(X).astype(np.float64)
+        n, mean_b = len(codes), codes.mean(axis=0)
+        centred = codes - mean_b
+        if reset or not hasattr(self, "_code_stats"):
+            self._code_stats = (n, mean_b, centred.T @ centred)
+            return
+        count, mean, scatter = self._code_stats
+        total, delta = count + n, mean_b - mean
+        self._code_stats = (total, mean + delta * n / total,
+                            scatter + centred.T @ centred + np.outer(delta, delta) * count * n / total)
+
+    # ------------------------------------------------------------------ inference helpers
+
+    def _scaler(self, x, direction):
+        """Standardise (``"normalize"``) or undo it (``"denormalize"``) for squared error."""
+        if self._x_scale is None:
+            return x
+        mean = torch.as_tensor(self._x_mean, dtype=x.dtype, device=x.device)
+        if direction == "normalize":
+            return (x - mean) / self._x_scale
+        return x * self._x_scale + mean
+
+    def _mean_output(self, output):
+        if self.loss_ == "bce":
+            return torch.sigmoid(output)
+        return self._scaler(output, "denormalize")
+
+    def _networks_for(self, dtype):
+        """Encoder and decoder computing in ``dtype`` (copies upcast per call, never cached)."""
+        if dtype == np.float32:
+            return self.encoder_, self.decoder_
+        return tuple(copy.deepcopy(net).to(torch.float64) for net in (self.encoder_, self.decoder_))
+
+    def _map_rows(self, X, function):
+        """Apply a tensor function to ``X`` in batches; returns numpy in ``X``'s dtype."""
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        outputs = []
+        with torch.inference_mode():
+            for start in range(0, max(X.shape[0], 1), _INFERENCE_BATCH):
+                rows = X[start : start + _INFERENCE_BATCH]
+                rows = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)
+                batch = torch.tensor(rows, dtype=dtype, device=self.device_)
+                outputs.append(function(batch).cpu().numpy())
+        return np.concatenate(outputs)
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+        for name in ("encoder_", "decoder_"):
+            if name in state:
+                state[name] = _tree_to_numpy(state[name].state_dict())
+        if state.get("_optimizer_state") is not None:
+            solver, opt_state = state["_optimizer_state"]
+            state["_optimizer_state"] = (solver, _tree_to_numpy(opt_state))
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "encoder_" in state:
+            self._restore_networks(state["encoder_"], state["decoder_"])
+        if state.get("_optimizer_state") is not None:
+            solver, opt_state = state["_optimizer_state"]
+            self._optimizer_state = (solver, _tree_to_torch(opt_state, "cpu"))
+
+    def _restore_networks(self, encoder_state, decoder_state):
+        """Rebuild the networks on the CPU from ``_architecture`` and copy weights in."""
+        self.encoder_, self.decoder_ = build_networks(self._architecture, torch.Generator())
+        self.encoder_.load_state_dict(_tree_to_torch(encoder_state, "cpu"))
+        self.decoder_.load_state_dict(_tree_to_torch(decoder_state, "cpu"))
+        self.encoder_.eval()
+        self.decoder_.eval()
+        self.device_ = "cpu"
+
+
+def _in_unit_interval(X):
+    if X.shape[0] == 0:
+        return True
+    return bool(X.min() >= 0 and X.max() <= 1)
+
+
+def _scaling_stats(X):
+    """Per-feature mean and one global scale (the RMS of the centred data)."""
+    mean = np.asarray(X.mean(axis=0), dtype=np.float64).ravel()
+    if hasattr(X, "toarray"):
+        var = float(np.asarray(X.multiply(X).mean(axis=0)).sum() - np.square(mean).sum())
+    else:
+        var = sum(float(np.square(X[i:i + _INFERENCE_BATCH] - mean).sum())
+                  for i in range(0, X.shape[0], _INFERENCE_BATCH)) / X.shape[0]
+    scale = math.sqrt(max(var, 0.0) / X.shape[1])
+    return mean, (scale if scale > 1e-12 * (1 + np.abs(mean).max()) else 1.0)
+
+
+def _positive_int_tuple(value, name):
+    values = (value,) if isinstance(value, Integral) else tuple(value)
+    if not all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in values):
+        raise InvalidParameterError(f"{name} must hold positive integers, got {value!r}.")
+    return tuple(int(v) for v in values)
+
+
+def _resolve_device(device):
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device (e.g. 'cpu', 'cuda', "
+                         "'cuda:1', 'auto').") from exc
+    backend = getattr(torch, resolved.type, None)
+    if resolved.type != "cpu" and not (backend is not None and hasattr(backend, "is_available")
+                                       and backend.is_available()):
+        raise ValueError(f"device={device!r} was requested but {resolved.type.upper()} is not "
+                         "available on this machine; use device='cpu' or device='auto'.")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA devices exist.")
+    return str(resolved)
+
+
+def _validation_split(n_samples, fraction, generator):
+    n_val = math.ceil(fraction * n_samples)
+    if n_val < 1 or n_samples - n_val < 1:
+        raise ValueError(
+            f"early_stopping needs at least one training and one validation sample; with "
+            f"{n_samples} samples and validation_fraction={fraction} there are not enough.")
+    order = torch.randperm(n_samples, generator=generator).numpy()
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _tree_to_numpy(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu().numpy().copy()
+    if isinstance(tree, dict):
+        return type(tree)((k, _tree_to_numpy(v)) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_to_numpy(v) for v in tree)
+    return tree
+
+
+def _tree_to_torch(tree, device):
+    if isinstance(tree, np.ndarray):
+        return torch.tensor(tree, device=device)  # a copy: the array may be read-only
+    if isinstance(tree, dict):
+        return type(tree)((k, _tree_to_torch(v, device)) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_to_torch(v, device) for v in tree)
+    return tree

@@ -1,0 +1,205 @@
+"""Torch modules of skae: the encoder (optional conv stack, dense layers, code layer)
+and its mirror image, the decoder.
+
+This module knows torch only; nothing here imports scikit-learn. Networks are described by
+an :class:`Architecture` (plain data, so it can be stored as JSON) and built on the ``meta``
+device, then initialised from an explicit ``torch.Generator``: building a network never
+touches torch's global random state.
+"""
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "logistic": nn.Sigmoid,
+    "identity": nn.Identity,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Everything needed to rebuild an encoder/decoder pair.
+
+    ``image_shape`` is ``(height, width, channels)``; rows of the data are the C-order
+    flattening of that shape. It is only used when ``conv_filters`` is not empty.
+    ``code_width`` is the width of the encoder's last layer (twice the code size for a
+    variational encoder, which outputs the mean and the log-variance).
+    """
+
+    n_features: int
+    code_width: int | None
+    code_size: int
+    hidden_layer_sizes: tuple = ()
+    conv_filters: tuple = ()
+    kernel_size: int = 3
+    image_shape: tuple | None = None
+    activation: str = "relu"
+    code_activation: str = "relu"
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data):
+        data = dict(data)
+        for key in ("hidden_layer_sizes", "conv_filters"):
+            data[key] = tuple(data[key])
+        if data["image_shape"] is not None:
+            data["image_shape"] = tuple(data["image_shape"])
+        return cls(**data)
+
+
+def conv_geometry(image_shape, n_stages):
+    """Spatial sizes ``[(h, w), ...]`` before each pooling stage and after the last one.
+
+    Pooling is 2x2 with ceil mode, so odd sizes round up (7 -> 4) and the decoder upsamples
+    back to exactly these sizes: any image size works without padding tricks. A dimension of
+    size 1 (a 1-D signal) is never pooled.
+    """
+    height, width = image_shape[:2]
+    sizes = [(height, width)]
+    for _ in range(n_stages):
+        height, width = (height + 1) // 2 if height > 1 else 1, (width + 1) // 2 if width > 1 else 1
+        sizes.append((height, width))
+    return sizes
+
+
+def _kernel(size, image_hw):
+    return tuple(size if dim > 1 else 1 for dim in image_hw)
+
+
+def _pool(image_hw):
+    window = tuple(2 if dim > 1 else 1 for dim in image_hw)
+    return nn.MaxPool2d(window, ceil_mode=True)
+
+
+class ImageView(nn.Module):
+    """Reshape flat rows (C-order ``(h, w, c)``) to ``(n, c, h, w)`` and back."""
+
+    def __init__(self, image_shape, to_image):
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.to_image = to_image
+
+    def forward(self, x):
+        if self.to_image:
+            return x.reshape(x.shape[0], *self.image_shape).permute(0, 3, 1, 2)
+        return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+def _dense_stack(sizes, activation, last_activation):
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        is_last = i == len(sizes) - 2
+        layers.append(ACTIVATIONS[last_activation if is_last else activation]())
+    return layers
+
+
+def _conv_encoder(arch):
+    channels = (arch.image_shape[2],) + tuple(arch.conv_filters)
+    sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
+    layers = [ImageView(arch.image_shape, to_image=True)]
+    for (c_in, c_out), hw in zip(zip(channels[:-1], channels[1:]), sizes):
+        layers += [
+            nn.Conv2d(c_in, c_out, _kernel(arch.kernel_size, hw), padding="same"),
+            ACTIVATIONS[arch.activation](),
+            _pool(hw),
+        ]
+    layers.append(nn.Flatten())
+    return layers
+
+
+def _conv_decoder(arch):
+    channels = tuple(reversed(arch.conv_filters))
+    sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
+    h, w = sizes[-1]
+    layers = [nn.Unflatten(1, (channels[0], h, w))]
+    c_in = channels[0]
+    for c_out, hw in zip(channels, reversed(sizes[:-1])):
+        layers += [
+            nn.Conv2d(c_in, c_out, _kernel(arch.kernel_size, hw), padding="same"),
+            ACTIVATIONS[arch.activation](),
+            nn.Upsample(size=hw, mode="nearest"),
+        ]
+        c_in = c_out
+    layers += [
+        nn.Conv2d(c_in, arch.image_shape[2], _kernel(arch.kernel_size, sizes[0]), padding="same"),
+        ImageView(arch.image_shape, to_image=False),
+    ]
+    return layers
+
+
+def conv_output_size(image_shape, conv_filters):
+    """Number of values in the flattened feature map of a conv stack (0 without one)."""
+    if not conv_filters:
+        return 0
+    h, w = conv_geometry(image_shape, len(conv_filters))[-1]
+    return conv_filters[-1] * h * w
+
+
+class Encoder(nn.Sequential):
+    """Conv stack (optional), dense hidden layers, then the code layer."""
+
+    def __init__(self, arch):
+        layers = _conv_encoder(arch) if arch.conv_filters else []
+        width = conv_output_size(arch.image_shape, arch.conv_filters) or arch.n_features
+        if arch.code_width is None:  # the flattened feature map is the code
+            layers += _dense_stack((width,) + arch.hidden_layer_sizes, arch.activation, arch.activation)
+        else:
+            sizes = (width,) + arch.hidden_layer_sizes + (arch.code_width,)
+            layers += _dense_stack(sizes, arch.activation, arch.code_activation)
+        super().__init__(*layers)
+
+    @property
+    def code_layer(self):
+        """The last ``nn.Linear`` of the encoder (the one that produces the code)."""
+        return [m for m in self if isinstance(m, nn.Linear)][-1]
+
+
+class Decoder(nn.Sequential):
+    """Mirror of :class:`Encoder`; outputs pre-activation values (logits for BCE)."""
+
+    def __init__(self, arch):
+        out_width = conv_output_size(arch.image_shape, arch.conv_filters) or arch.n_features
+        if arch.code_width is None:  # mirror the hidden layers back to the feature map
+            sizes = tuple(reversed((out_width,) + arch.hidden_layer_sizes))
+        else:
+            sizes = (arch.code_size,) + tuple(reversed(arch.hidden_layer_sizes)) + (out_width,)
+        layers = []
+        if len(sizes) > 1:
+            last = arch.activation if arch.conv_filters else "identity"
+            layers = _dense_stack(sizes, arch.activation, last)
+            if not arch.conv_filters:
+                layers = layers[:-1]  # linear output: the loss applies the link
+        if arch.conv_filters:
+            layers += _conv_decoder(arch)
+        super().__init__(*layers)
+
+
+def build_networks(arch, generator, device="cpu"):
+    """Build and initialise ``(encoder, decoder)`` for ``arch``.
+
+    Modules are created on the ``meta`` device (no global RNG draw), materialised on the CPU,
+    initialised from ``generator`` (Glorot-uniform weights, zero biases, as Keras does), then
+    moved to ``device``: the same generator gives the same weights on every device.
+    """
+    networks = []
+    for cls in (Encoder, Decoder):
+        with torch.device("meta"):
+            module = cls(arch)
+        module = module.to_empty(device="cpu")
+        for layer in module.modules():
+            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
+                nn.init.zeros_(layer.bias)
+        networks.append(module.to(device))
+    return tuple(networks)

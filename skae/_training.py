@@ -1,0 +1,226 @@
+"""The training engine: epochs over batches, early stopping, loss history, guards.
+
+It knows torch and numpy, not scikit-learn: an estimator hands it a module, an objective (a
+function of one batch that returns named scalar loss terms) and a :class:`BatchSource`, and
+gets back a :class:`TrainingState` that it keeps between calls (warm start, ``partial_fit``).
+Training is a few small steps -- :meth:`Trainer.batch_step`, :meth:`Trainer.run_epoch`,
+:meth:`Trainer.fit` -- that a subclass may override one at a time.
+"""
+
+import copy
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+SOLVERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+    "adadelta": torch.optim.Adadelta,
+}
+
+
+def make_optimizer(solver, parameters, learning_rate):
+    """A torch optimizer by name; ``sgd`` uses Nesterov momentum 0.9 as ``MLPRegressor``."""
+    if solver == "sgd":
+        return torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9, nesterov=True)
+    return SOLVERS[solver](parameters, lr=learning_rate)
+
+
+class BatchSource:
+    """Rows of a 2-D array, gathered by index as float32 tensors on ``device``.
+
+    An in-memory ``numpy.ndarray`` is wrapped once as a float32 tensor (no copy when it is
+    already float32 and writable; one float32 copy otherwise). Anything else that supports
+    ``X[indices]`` -- ``np.memmap``, scipy sparse matrices (densified per batch), zarr or
+    dask arrays -- is read one batch at a time, so it is never loaded whole.
+    """
+
+    def __init__(self, X, device="cpu"):
+        self.X = X
+        self.device = torch.device(device)
+        self.n_samples = X.shape[0]
+        self._tensor = None
+        if type(X) is np.ndarray and (X.dtype != np.float32 or X.flags.writeable):
+            self._tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+
+    def take(self, indices):
+        """Rows ``indices`` (a 1-D int64 array) as a float32 tensor."""
+        if self._tensor is not None:
+            batch = self._tensor[torch.from_numpy(indices)]
+        else:
+            rows = self.X[np.sort(indices)] if _is_lazy(self.X) else self.X[indices]
+            rows = rows.toarray() if hasattr(rows, "toarray") else rows
+            batch = torch.from_numpy(np.asarray(rows, dtype=np.float32))
+        return batch.to(self.device, non_blocking=True)
+
+
+def _is_lazy(X):
+    # Out-of-core arrays read faster in index order; the order within a batch is irrelevant.
+    return isinstance(X, np.memmap) or not isinstance(X, np.ndarray) and not hasattr(X, "toarray")
+
+
+@dataclass
+class TrainingState:
+    """What training remembers between calls (warm start, ``partial_fit``)."""
+
+    n_iter: int = 0
+    loss_curve: list = field(default_factory=list)
+    loss_terms: dict = field(default_factory=dict)
+    validation_scores: list = field(default_factory=list)
+    best_loss: float = math.inf
+    best_validation_score: float = -math.inf
+    no_improvement_count: int = 0
+
+    def record(self, terms):
+        self.n_iter += 1
+        self.loss_curve.append(terms["loss"])
+        for name, value in terms.items():
+            if name != "loss":
+                self.loss_terms.setdefault(name, []).append(value)
+
+
+def batch_indices(indices, batch_size, generator=None):
+    """Split ``indices`` into batches, in a random order when ``generator`` is given."""
+    if generator is not None:
+        order = torch.randperm(len(indices), generator=generator).numpy()
+        indices = indices[order]
+    return [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
+
+
+def _is_finite(module):
+    return all(bool(torch.isfinite(p).all()) for p in module.parameters())
+
+
+def _clone_state(module, optimizer):
+    return copy.deepcopy(module.state_dict()), copy.deepcopy(optimizer.state_dict())
+
+
+class Trainer:
+    """Minimise ``objective`` over batches of a :class:`BatchSource`.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Holds every trained parameter (e.g. a ``ModuleDict`` of encoder and decoder).
+    objective : callable
+        ``objective(batch) -> dict[str, Tensor]``: named scalar loss terms of one batch,
+        minimised through their sum.
+    optimizer : torch.optim.Optimizer
+    batch_size : int
+    generator : torch.Generator or None
+        Shuffles the samples every epoch; ``None`` keeps their order.
+    verbose : int
+        1 prints one line per epoch; 2 also draws a progress bar over the batches.
+    """
+
+    def __init__(self, module, objective, optimizer, batch_size, generator=None, verbose=0):
+        self.module = module
+        self.objective = objective
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.generator = generator
+        self.verbose = verbose
+
+    def batch_step(self, batch):
+        """One gradient step; returns the detached loss terms, ``"loss"`` their sum."""
+        self.optimizer.zero_grad(set_to_none=True)
+        terms = self.objective(batch)
+        loss = sum(terms.values())
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": loss.detach(), **{name: t.detach() for name, t in terms.items()}}
+
+    def run_epoch(self, source, indices):
+        """One pass over ``indices``; returns each term's mean over samples."""
+        self.module.train()
+        batches = batch_indices(indices, self.batch_size, self.generator)
+        totals = {}
+        for i, batch_idx in enumerate(batches):
+            terms = self.batch_step(source.take(batch_idx))
+            for name, value in terms.items():
+                totals[name] = totals.get(name, 0.0) + value * len(batch_idx)
+            if self.verbose >= 2:
+                _progress(i + 1, len(batches))
+        return {name: float(total) / len(indices) for name, total in totals.items()}
+
+    def fit(self, source, indices, state, max_epochs, *, tol=0.0, n_iter_no_change=None,
+            validation_score=None):
+        """Train up to ``max_epochs`` epochs; returns why it stopped.
+
+        The reason is ``"converged"`` (no improvement of more than ``tol`` for more than
+        ``n_iter_no_change`` epochs, on ``validation_score()`` when given, else on the
+        training loss), ``"max_iter"``, ``"diverged"`` (a non-finite loss or weight: the
+        weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C). With
+        ``validation_score`` the best weights are restored at the end.
+        """
+        best = None
+        reason = "max_iter"
+        try:
+            for _ in range(max_epochs):
+                start = time.perf_counter()
+                snapshot = _clone_state(self.module, self.optimizer)
+                terms = self.run_epoch(source, indices)
+                if not (math.isfinite(terms["loss"]) and _is_finite(self.module)):
+                    self._restore(snapshot)
+                    warnings.warn(
+                        f"Training diverged at epoch {state.n_iter + 1} (non-finite loss); "
+                        "stopped and kept the weights of the last finite epoch. Lower "
+                        "learning_rate_init or scale the data.", RuntimeWarning, stacklevel=3)
+                    reason = "diverged"
+                    break
+                state.record(terms)
+                score = None
+                if validation_score is not None:
+                    score = validation_score()
+                    state.validation_scores.append(score)
+                    if score > state.best_validation_score:
+                        best = _clone_state(self.module, self.optimizer)
+                improved = self._update_no_improvement(state, terms["loss"], score, tol)
+                if self.verbose:
+                    _report(state, score, time.perf_counter() - start, improved)
+                if n_iter_no_change is not None and state.no_improvement_count > n_iter_no_change:
+                    reason = "converged"
+                    break
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user; kept the best weights so far.",
+                          UserWarning, stacklevel=3)
+            reason = "interrupted"
+        if best is not None:
+            self._restore(best)
+        return reason
+
+    def _restore(self, snapshot):
+        self.module.load_state_dict(snapshot[0])
+        self.optimizer.load_state_dict(snapshot[1])
+
+    @staticmethod
+    def _update_no_improvement(state, loss, score, tol):
+        if score is not None:
+            improved = score >= state.best_validation_score + tol
+            state.best_validation_score = max(state.best_validation_score, score)
+        else:
+            improved = loss <= state.best_loss - tol
+            state.best_loss = min(state.best_loss, loss)
+        state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
+        return improved
+
+
+def _progress(done, total, width=30):
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} batches", end=end,
+          file=sys.stderr, flush=True)
+
+
+def _report(state, score, seconds, improved):
+    line = f"Epoch {state.n_iter:>4d}: loss {state.loss_curve[-1]:.6g}"
+    if score is not None:
+        line += f", validation score {score:.6g}"
+    print(f"{line}, {seconds:.2f}s{'' if improved else ' (no improvement)'}", flush=True)
