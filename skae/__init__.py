@@ -1,7 +1,8 @@
 """skae: autoencoders as scikit-learn transformers, on PyTorch."""
 
 from ._autoencoders import Autoencoder
+from ._persistence import load, save
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Autoencoder", "__version__"]
+__all__ = ["Autoencoder", "load", "save", "__version__"]

@@ -6,6 +6,8 @@ parameter documentation they share is written once here and joined into each doc
 
 from ._base import BaseAutoencoder
 
+__all__ = ["Autoencoder"]
+
 _NETWORK_PARAMS = """\
     hidden_layer_sizes : int or tuple of int, default={hidden}
         Widths of the dense layers between the input (or the conv stack) and the code;

@@ -138,8 +138,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
-        encoder, _ = self._networks_for(X.dtype)
-        return self._map_rows(X, lambda x: self._code(encoder(self._scaler(x, "normalize"))))
+        return self._encode(X)
 
     def inverse_transform(self, X):
         """Decode codes back to the data space: the decoder's mean output.
@@ -382,16 +381,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Run the engine for ``epochs`` epochs; returns its stop reason."""
         networks = torch.nn.ModuleDict({"encoder": self.encoder_, "decoder": self.decoder_})
         optimizer = self._make_optimizer(networks)
-        generator = torch.Generator().manual_seed(self._seed + self._state.n_iter)
+        generator = torch.Generator()
         source = BatchSource(X, self.device_)
         indices = np.arange(X.shape[0])
         validation_score = None
         if early_stopping:
-            indices, val_idx = _validation_split(X.shape[0], self.validation_fraction, generator)
+            indices, val_idx = _validation_split(X.shape[0], self.validation_fraction, self._seed)
             validation_score = lambda: self._validation_score(source, val_idx)  # noqa: E731
         trainer = Trainer(
             networks, self._objective(generator), optimizer, self.batch_size,
-            generator=generator if self.shuffle else None, verbose=self.verbose)
+            shuffle=self.shuffle, generator=generator, seed=self._seed, verbose=self.verbose)
         reason = trainer.fit(
             source, indices, self._state, epochs, tol=self.tol,
             n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
@@ -433,7 +432,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _update_code_distribution(self, X, reset):
         """Running mean and scatter of the training codes (Chan et al.'s pairwise update)."""
-        codes = self.transform(X).astype(np.float64)
+        codes = self._encode(X).astype(np.float64)
         n, mean_b = len(codes), codes.mean(axis=0)
         centred = codes - mean_b
         if reset or not hasattr(self, "_code_stats"):
@@ -445,6 +444,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                             scatter + centred.T @ centred + np.outer(delta, delta) * count * n / total)
 
     # ------------------------------------------------------------------ inference helpers
+
+    def _encode(self, X):
+        """Codes of validated data ``X``, in its dtype."""
+        encoder, _ = self._networks_for(X.dtype)
+        return self._map_rows(X, lambda x: self._code(encoder(self._scaler(x, "normalize"))))
 
     def _scaler(self, x, direction):
         """Standardise (``"normalize"``) or undo it (``"denormalize"``) for squared error."""
@@ -551,13 +555,14 @@ def _resolve_device(device):
     return str(resolved)
 
 
-def _validation_split(n_samples, fraction, generator):
+def _validation_split(n_samples, fraction, seed):
+    """Sorted ``(train, validation)`` indices: the same split on every call with a seed."""
     n_val = math.ceil(fraction * n_samples)
     if n_val < 1 or n_samples - n_val < 1:
         raise ValueError(
             f"early_stopping needs at least one training and one validation sample; with "
             f"{n_samples} samples and validation_fraction={fraction} there are not enough.")
-    order = torch.randperm(n_samples, generator=generator).numpy()
+    order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed)).numpy()
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 

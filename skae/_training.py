@@ -114,18 +114,26 @@ class Trainer:
         minimised through their sum.
     optimizer : torch.optim.Optimizer
     batch_size : int
-    generator : torch.Generator or None
-        Shuffles the samples every epoch; ``None`` keeps their order.
+    shuffle : bool
+        Shuffle the samples every epoch.
+    generator : torch.Generator
+        Draws the shuffling (and whatever randomness ``objective`` uses). It is re-seeded
+        with ``seed + epoch`` at the start of every epoch, so training for 2 + 2 epochs
+        (warm start) draws exactly what 4 epochs in one call draw.
+    seed : int
     verbose : int
         1 prints one line per epoch; 2 also draws a progress bar over the batches.
     """
 
-    def __init__(self, module, objective, optimizer, batch_size, generator=None, verbose=0):
+    def __init__(self, module, objective, optimizer, batch_size, *, shuffle=True,
+                 generator=None, seed=0, verbose=0):
         self.module = module
         self.objective = objective
         self.optimizer = optimizer
         self.batch_size = batch_size
-        self.generator = generator
+        self.shuffle = shuffle
+        self.generator = torch.Generator() if generator is None else generator
+        self.seed = seed
         self.verbose = verbose
 
     def batch_step(self, batch):
@@ -137,10 +145,11 @@ class Trainer:
         self.optimizer.step()
         return {"loss": loss.detach(), **{name: t.detach() for name, t in terms.items()}}
 
-    def run_epoch(self, source, indices):
+    def run_epoch(self, source, indices, epoch=0):
         """One pass over ``indices``; returns each term's mean over samples."""
         self.module.train()
-        batches = batch_indices(indices, self.batch_size, self.generator)
+        self.generator.manual_seed(self.seed + epoch)
+        batches = batch_indices(indices, self.batch_size, self.generator if self.shuffle else None)
         totals = {}
         for i, batch_idx in enumerate(batches):
             terms = self.batch_step(source.take(batch_idx))
@@ -166,7 +175,7 @@ class Trainer:
             for _ in range(max_epochs):
                 start = time.perf_counter()
                 snapshot = _clone_state(self.module, self.optimizer)
-                terms = self.run_epoch(source, indices)
+                terms = self.run_epoch(source, indices, epoch=state.n_iter)
                 if not (math.isfinite(terms["loss"]) and _is_finite(self.module)):
                     self._restore(snapshot)
                     warnings.warn(

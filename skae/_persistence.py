@@ -1,0 +1,186 @@
+"""Save and load fitted estimators without pickle.
+
+A file is one safetensors container: the arrays (weights, optimizer state, scaling and code
+statistics) as tensors, and in its metadata the class name, the format version,
+``get_params()`` and the other fitted attributes as tagged JSON, with a SHA-256 of the
+arrays. Loading parses JSON and raw arrays only, looks the class up in an allow-list and
+never executes anything from the file.
+"""
+
+import hashlib
+import json
+import math
+import struct
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import load as _load_tensors
+from safetensors.numpy import save as _save_tensors
+
+from . import _autoencoders
+from ._nn import Architecture
+from ._training import TrainingState
+
+FORMAT = "skae"
+FORMAT_VERSION = 1
+_HEADER_LIMIT = 100_000_000
+
+
+def _allowed_classes():
+    return {name: getattr(_autoencoders, name) for name in _autoencoders.__all__}
+
+
+def save(estimator, path):
+    """Save an skae estimator, fitted or not, to ``path`` without pickle.
+
+    Parameters
+    ----------
+    estimator : skae estimator
+        The estimator to save; the file holds its parameters, its fitted state and, once
+        fitted, its optimizer state (so training can continue after :func:`load`).
+    path : str or path-like
+        Destination file (conventionally ``.skae``).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from skae import Autoencoder, save, load
+    >>> X = np.random.RandomState(0).rand(50, 6)
+    >>> ae = Autoencoder(n_components=2, max_iter=3, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "ae.skae")
+    >>> save(ae, path)
+    >>> np.array_equal(load(path).transform(X), ae.transform(X))
+    True
+    """
+    name = type(estimator).__name__
+    if _allowed_classes().get(name) is not type(estimator):
+        raise TypeError(f"save() takes an skae estimator, got {type(estimator).__qualname__}.")
+    params = estimator.get_params(deep=False)
+    state = {k: v for k, v in estimator.__getstate__().items() if k not in params}
+    arrays = {}
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "class": name,
+        "params": json.dumps(_encode(params, arrays)),
+        "state": json.dumps(_encode(state, arrays)),
+    }
+    metadata["sha256"] = _digest(arrays)
+    Path(path).write_bytes(_save_tensors(arrays, metadata=metadata))
+
+
+def load(path):
+    """Load an estimator written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    estimator : skae estimator
+        The estimator, with ``get_params()`` as saved and its networks on the CPU.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, corrupted, from a newer format or not an skae file.
+    """
+    data = Path(path).read_bytes()
+    metadata = _read_metadata(data, path)
+    try:
+        arrays = _load_tensors(data)
+    except Exception as exc:  # safetensors raises its own error type
+        raise ValueError(f"{path} is truncated or corrupted: {exc}") from exc
+    if _digest(arrays) != metadata.get("sha256"):
+        raise ValueError(f"{path} is corrupted: its arrays do not match their checksum.")
+    cls = _allowed_classes().get(metadata.get("class"))
+    if cls is None:
+        raise ValueError(f"{path} holds an unknown class {metadata.get('class')!r}.")
+    try:
+        params = _decode(json.loads(metadata["params"]), arrays)
+        state = _decode(json.loads(metadata["state"]), arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path} is corrupted: its metadata cannot be decoded ({exc}).") from exc
+    estimator = cls(**params)
+    estimator.__setstate__(state)
+    return estimator
+
+
+def _read_metadata(data, path):
+    """The metadata of a safetensors header, checked to be an skae file of a known version."""
+    if len(data) < 8:
+        raise ValueError(f"{path} is not an skae file (too short).")
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > min(len(data) - 8, _HEADER_LIMIT):
+        raise ValueError(f"{path} is not an skae file, or it is truncated.")
+    try:
+        metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
+    except (UnicodeDecodeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{path} is not an skae file (unreadable header).") from exc
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an skae file.")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise ValueError(f"{path} has format version {metadata.get('format_version')}; this "
+                         f"skae reads version {FORMAT_VERSION}.")
+    return metadata
+
+
+def _digest(arrays):
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _encode(obj, arrays):
+    """JSON-able form of ``obj``; arrays go to ``arrays`` and are referred to by key."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype == object:
+            return {"__strings__": [str(v) for v in obj]}
+        key = f"a{len(arrays)}"
+        arrays[key] = np.ascontiguousarray(obj)
+        return {"__array__": key}
+    if isinstance(obj, Architecture):
+        return {"__architecture__": _encode(obj.to_dict(), arrays)}
+    if isinstance(obj, TrainingState):
+        return {"__training_state__": _encode(vars(obj), arrays)}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_encode(v, arrays) for v in obj]}
+    if isinstance(obj, list):
+        return [_encode(v, arrays) for v in obj]
+    if isinstance(obj, dict):
+        return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()]}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": repr(obj)}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot save a value of type {type(obj).__name__}: {obj!r}")
+
+
+def _decode(obj, arrays):
+    if isinstance(obj, list):
+        return [_decode(v, arrays) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    (tag, value), = obj.items()
+    if tag == "__array__":
+        return arrays[value]
+    if tag == "__strings__":
+        return np.asarray(value, dtype=object)
+    if tag == "__tuple__":
+        return tuple(_decode(v, arrays) for v in value)
+    if tag == "__dict__":
+        return {_decode(k, arrays): _decode(v, arrays) for k, v in value}
+    if tag == "__float__":
+        return float(value)
+    if tag == "__architecture__":
+        return Architecture.from_dict(_decode(value, arrays))
+    if tag == "__training_state__":
+        return TrainingState(**_decode(value, arrays))
+    raise ValueError(f"unknown tag {tag!r}")

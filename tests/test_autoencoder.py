@@ -1,0 +1,303 @@
+"""Behaviour of skae.Autoencoder: the network, the methods and what they compute."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+from skae import Autoencoder
+
+
+def _linear_shapes(module):
+    return [tuple(m.weight.shape[::-1]) for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+def test_default_network_is_the_chapters_on_784_features():
+    X = np.random.RandomState(0).rand(64, 784).astype(np.float32)
+    ae = Autoencoder(max_iter=1, random_state=0).fit(X)
+    n_params = sum(p.numel() for net in (ae.encoder_, ae.decoder_) for p in net.parameters())
+    assert n_params == 50_992
+    assert _linear_shapes(ae.encoder_) == [(784, 32)]
+    assert _linear_shapes(ae.decoder_) == [(32, 784)]
+    assert isinstance(ae.encoder_[-1], nn.ReLU)
+    assert ae.loss_ == "bce" and ae.n_components_ == 32
+    X_rec = ae.inverse_transform(ae.transform(X))
+    assert X_rec.min() > 0 and X_rec.max() < 1  # sigmoid output
+
+
+def test_deep_network_mirrors_its_hidden_layers(unit_data):
+    ae = Autoencoder(3, hidden_layer_sizes=(16, 8), max_iter=1, random_state=0).fit(unit_data)
+    assert _linear_shapes(ae.encoder_) == [(12, 16), (16, 8), (8, 3)]
+    assert _linear_shapes(ae.decoder_) == [(3, 8), (8, 16), (16, 12)]
+
+
+def test_code_activation_defaults_to_activation_and_can_differ(unit_data):
+    ae = Autoencoder(3, activation="tanh", max_iter=1, random_state=0).fit(unit_data)
+    assert isinstance(ae.encoder_[-1], nn.Tanh)
+    ae = Autoencoder(3, code_activation="identity", max_iter=1, random_state=0).fit(unit_data)
+    assert isinstance(ae.encoder_[-1], nn.Identity)
+    assert (ae.transform(unit_data) < 0).any()
+
+
+def test_auto_loss_picks_squared_error_for_unscaled_data(tabular_data, unit_data):
+    assert Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data).loss_ == "mse"
+    assert Autoencoder(3, max_iter=1, random_state=0).fit(unit_data).loss_ == "bce"
+    assert Autoencoder(3, loss="mse", max_iter=1, random_state=0).fit(unit_data).loss_ == "mse"
+
+
+def test_unscaled_tabular_data_train_as_well_as_pca(tabular_data):
+    """Rank-3 data centred at 50: internal scaling lets a linear code explain it nearly all."""
+    from sklearn.decomposition import PCA
+
+    ae = Autoencoder(3, code_activation="identity", max_iter=300, batch_size=32,
+                     learning_rate_init=3e-3, random_state=0).fit(tabular_data)
+    pca = PCA(3).fit(tabular_data)
+    ae_err = np.mean((tabular_data - ae.inverse_transform(ae.transform(tabular_data))) ** 2)
+    pca_err = np.mean((tabular_data - pca.inverse_transform(pca.transform(tabular_data))) ** 2)
+    total = np.var(tabular_data, axis=0).mean()
+    assert ae_err < 1e-4 * total  # PCA(3) leaves only the noise: pca_err ~ 1e-7 * total
+    assert pca_err < ae_err
+
+
+def test_training_learns_the_manifold(unit_data):
+    ae = Autoencoder(4, code_activation="identity", learning_rate_init=1e-2, batch_size=16,
+                     max_iter=100, random_state=0).fit(unit_data)
+    error = np.mean((unit_data - ae.inverse_transform(ae.transform(unit_data))) ** 2)
+    assert error < 0.02 * unit_data.var(axis=0).mean()
+    assert ae.loss_curve_[-1] < ae.loss_curve_[0]
+    assert len(ae.loss_curve_) == ae.n_iter_ == len(ae.loss_terms_["reconstruction"])
+    # the loss curve is the sum of the named terms; here there is only one
+    np.testing.assert_allclose(ae.loss_curve_, ae.loss_terms_["reconstruction"], rtol=1e-6)
+
+
+def test_score_samples_is_minus_the_squared_error_in_data_units(tabular_data):
+    ae = Autoencoder(3, max_iter=20, random_state=0).fit(tabular_data)
+    X_rec = ae.inverse_transform(ae.transform(tabular_data))
+    expected = -np.sum((tabular_data - X_rec) ** 2, axis=1)
+    np.testing.assert_allclose(ae.score_samples(tabular_data), expected, rtol=1e-6, atol=1e-8)
+    assert ae.score(tabular_data) == pytest.approx(expected.mean(), rel=1e-6)
+
+
+def test_score_samples_is_minus_the_cross_entropy_in_nats(unit_data):
+    X = unit_data.astype(np.float64)
+    ae = Autoencoder(3, max_iter=20, random_state=0).fit(X)
+    p = ae.inverse_transform(ae.transform(X))
+    expected = np.sum(X * np.log(p) + (1 - X) * np.log1p(-p), axis=1)
+    np.testing.assert_allclose(ae.score_samples(X), expected, rtol=1e-6)
+
+
+def test_better_fit_scores_higher(unit_data):
+    short = Autoencoder(4, max_iter=2, batch_size=32, random_state=0).fit(unit_data)
+    long = Autoencoder(4, max_iter=80, batch_size=32, random_state=0).fit(unit_data)
+    assert long.score(unit_data) > short.score(unit_data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_methods_return_the_input_float_dtype(unit_data, dtype):
+    X = unit_data.astype(dtype)
+    ae = Autoencoder(3, max_iter=2, random_state=0).fit(X)
+    Z = ae.transform(X)
+    assert Z.dtype == dtype and Z.shape == (200, 3)
+    assert ae.inverse_transform(Z).dtype == dtype
+    assert ae.score_samples(X).dtype == dtype
+    assert ae.fit_transform(X).dtype == dtype
+
+
+def test_float32_and_float64_transforms_agree(unit_data):
+    ae = Autoencoder(3, max_iter=5, random_state=0).fit(unit_data)
+    np.testing.assert_allclose(ae.transform(unit_data.astype(np.float64)),
+                               ae.transform(unit_data), rtol=1e-4, atol=1e-5)
+    # the float64 path upcasts copies: the fitted networks stay float32
+    assert all(p.dtype == torch.float32 for p in ae.encoder_.parameters())
+
+
+def test_integer_input_is_accepted(unit_data):
+    X = (unit_data > 0.5).astype(np.int64)
+    Z = Autoencoder(3, max_iter=2, random_state=0).fit(X).transform(X)
+    assert Z.dtype == np.float64
+
+
+def test_same_random_state_gives_bit_identical_codes(unit_data):
+    fit = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=5, batch_size=32,  # noqa
+                              random_state=7).fit(unit_data).transform(unit_data)
+    assert np.array_equal(fit(), fit())
+    other = Autoencoder(3, hidden_layer_sizes=(8,), max_iter=5, batch_size=32,
+                        random_state=8).fit(unit_data).transform(unit_data)
+    assert not np.array_equal(fit(), other)
+
+
+def test_fit_leaves_global_rng_states_untouched(unit_data):
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    ae = Autoencoder(3, hidden_layer_sizes=(8,), max_iter=3, random_state=0,
+                     early_stopping=True).fit(unit_data)
+    ae.partial_fit(unit_data)
+    ae.sample(5, random_state=0)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
+
+
+def test_partial_fit_counts_epochs_and_keeps_the_first_loss(unit_data, tabular_data):
+    ae = Autoencoder(3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        for _ in range(3):
+            ae.partial_fit(unit_data)
+    assert ae.n_iter_ == 3 and len(ae.loss_curve_) == 3 and ae.loss_ == "bce"
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ae.partial_fit(unit_data * 2)
+    with pytest.raises(ValueError, match="features"):
+        ae.partial_fit(unit_data[:, :5])
+
+
+def test_partial_fit_epochs_equal_fit_epochs(unit_data):
+    """partial_fit is one epoch of fit: n calls give fit(max_iter=n)'s weights exactly."""
+    full = Autoencoder(3, max_iter=3, batch_size=50, random_state=0).fit(unit_data)
+    inc = Autoencoder(3, batch_size=50, random_state=0)
+    for _ in range(3):
+        inc.partial_fit(unit_data)
+    np.testing.assert_array_equal(full.transform(unit_data), inc.transform(unit_data))
+
+
+def test_warm_start_continues_with_the_optimizer_state(unit_data):
+    """2 + 2 warm-started epochs are exactly 4 epochs: weights *and* Adam's moments carry."""
+    four = Autoencoder(3, max_iter=4, batch_size=50, random_state=0).fit(unit_data)
+    warm = Autoencoder(3, max_iter=2, batch_size=50, random_state=0, warm_start=True)
+    warm.fit(unit_data).fit(unit_data)
+    assert warm.n_iter_ == 4 and len(warm.loss_curve_) == 4
+    np.testing.assert_array_equal(four.transform(unit_data), warm.transform(unit_data))
+    cold = Autoencoder(3, max_iter=2, batch_size=50, random_state=0).fit(unit_data)
+    assert cold.fit(unit_data).n_iter_ == 2  # without warm_start, fit starts over
+
+
+def test_convergence_warning_at_max_iter_and_not_when_converged(unit_data):
+    with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
+        Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        ae = Autoencoder(3, max_iter=50, tol=1e9, n_iter_no_change=2, random_state=0).fit(unit_data)
+    # as in MLPRegressor: epoch 1 improves on inf, then more than n_iter_no_change epochs don't
+    assert ae.n_iter_ == 4
+
+
+def test_early_stopping_restores_the_best_weights(unit_data):
+    from skae._base import _validation_split
+
+    ae = Autoencoder(3, max_iter=40, early_stopping=True, n_iter_no_change=3,
+                     learning_rate_init=0.05, batch_size=16, random_state=0).fit(unit_data)
+    assert len(ae.validation_scores_) == ae.n_iter_
+    assert ae.best_validation_score_ == max(ae.validation_scores_)
+    assert ae.best_loss_ is None
+    _, val = _validation_split(len(unit_data), 0.1, ae._seed)
+    assert len(val) == 20
+    assert ae.score(unit_data[val]) == pytest.approx(ae.best_validation_score_, rel=1e-5)
+
+
+def test_divergence_stops_with_a_warning_and_finite_weights(tabular_data):
+    ae = Autoencoder(3, solver="sgd", learning_rate_init=1e4, max_iter=20, random_state=0)
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        ae.fit(tabular_data)
+    assert np.isfinite(ae.transform(tabular_data)).all()
+    assert np.isfinite(ae.inverse_transform(ae.transform(tabular_data))).all()
+    assert all(np.isfinite(v) for v in ae.loss_curve_)
+
+
+def test_keyboard_interrupt_stops_training_and_keeps_a_usable_model(unit_data, monkeypatch):
+    from skae import _training
+
+    calls = {"n": 0}
+    original = _training.Trainer.run_epoch
+
+    def interrupted(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(_training.Trainer, "run_epoch", interrupted)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae = Autoencoder(3, max_iter=10, random_state=0).fit(unit_data)
+    assert ae.n_iter_ == 2
+    assert np.isfinite(ae.transform(unit_data)).all()
+
+
+def test_verbose_prints_one_line_per_epoch(unit_data, capsys):
+    Autoencoder(3, max_iter=3, verbose=1, early_stopping=True, random_state=0).fit(unit_data)
+    out = capsys.readouterr().out
+    assert out.count("Epoch") == 3 and "loss" in out and "validation score" in out and "s" in out
+
+
+def test_sample_draws_from_a_gaussian_fitted_to_the_training_codes(unit_data):
+    ae = Autoencoder(3, code_activation="identity", max_iter=20, random_state=0).fit(unit_data)
+    codes = ae.transform(unit_data).astype(np.float64)
+    draws = ae._draw_codes(50_000, np.random.RandomState(0))
+    np.testing.assert_allclose(draws.mean(0), codes.mean(0), atol=0.02 * codes.std())
+    np.testing.assert_allclose(np.cov(draws.T), np.cov(codes.T), atol=0.03 * codes.var(0).max())
+    X_new = ae.sample(10, random_state=0)
+    assert X_new.shape == (10, 12)
+    np.testing.assert_array_equal(X_new, ae.sample(10, random_state=0))
+    assert not np.array_equal(X_new, ae.sample(10, random_state=1))
+    assert X_new.min() >= 0 and X_new.max() <= 1
+
+
+def test_running_code_statistics_equal_the_batch_statistics(unit_data):
+    ae = Autoencoder(3, max_iter=3, random_state=0).fit(unit_data)
+    ae._update_code_distribution(unit_data[:70], reset=True)
+    ae._update_code_distribution(unit_data[70:], reset=False)
+    count, mean, scatter = ae._code_stats
+    codes = ae.transform(unit_data).astype(np.float64)
+    assert count == 200
+    np.testing.assert_allclose(mean, codes.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(scatter / (count - 1), np.cov(codes.T), rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_samples", [0, -1, 1.5, "3"])
+def test_sample_rejects_bad_n_samples(unit_data, n_samples):
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    with pytest.raises(ValueError, match="n_samples"):
+        ae.sample(n_samples)
+
+
+def test_dataframe_input_and_pandas_output(unit_data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(unit_data, columns=[f"f{i}" for i in range(12)])
+    ae = Autoencoder(3, max_iter=2, random_state=0).fit(df)
+    assert list(ae.feature_names_in_) == list(df.columns)
+    assert list(ae.get_feature_names_out()) == ["autoencoder0", "autoencoder1", "autoencoder2"]
+    out = ae.set_output(transform="pandas").transform(df)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == ["autoencoder0", "autoencoder1",
+                                                                   "autoencoder2"]
+    np.testing.assert_array_equal(out.to_numpy(), ae.set_output(transform="default").transform(df))
+
+
+def test_sparse_input_is_densified_per_batch(unit_data):
+    sp = pytest.importorskip("scipy.sparse")
+    X = np.where(unit_data > 0.4, unit_data, 0)
+    dense = Autoencoder(3, max_iter=3, batch_size=32, random_state=0).fit(X)
+    sparse = Autoencoder(3, max_iter=3, batch_size=32, random_state=0).fit(sp.csr_matrix(X))
+    np.testing.assert_allclose(sparse.transform(sp.csr_matrix(X)), dense.transform(X), rtol=1e-6)
+    np.testing.assert_allclose(sparse.score_samples(sp.csc_matrix(X)), dense.score_samples(X),
+                               rtol=1e-6)
+
+
+def test_inputs_are_never_modified(unit_data, tabular_data):
+    for X in (unit_data, tabular_data):
+        before = X.copy()
+        ae = Autoencoder(3, max_iter=2, random_state=0).fit(X)
+        Z = ae.transform(X)
+        Z_before = Z.copy()
+        ae.inverse_transform(Z)
+        ae.score_samples(X)
+        ae.partial_fit(X)
+        np.testing.assert_array_equal(X, before)
+        np.testing.assert_array_equal(Z, Z_before)
+
+
+def test_fit_does_not_change_parameters(unit_data):
+    ae = Autoencoder(hidden_layer_sizes=[8], max_iter=1, random_state=0)
+    params = ae.get_params()
+    ae.fit(unit_data)
+    assert ae.get_params() == params and ae.hidden_layer_sizes == [8]
