@@ -1,169 +1,65 @@
 """The public autoencoders: thin subclasses of ``BaseAutoencoder``.
 
-sklearn forbids ``**kwargs`` in ``__init__``, so each class states its full signature; the
-parameter documentation they share is written once here and joined into each docstring.
+Architecture (dense or convolutional) and objective are independent: every class takes the
+same network parameters, so a convolutional denoiser or a deep sparse autoencoder needs no
+class of its own. Each variant overrides one or two hooks of the shell (corrupt the input,
+add a loss term, a stochastic code). sklearn forbids ``**kwargs`` in ``__init__``, so each
+class states its full signature; the documentation they share lives in ``_docs``.
 """
 
-from ._base import BaseAutoencoder
+import math
+from numbers import Integral, Real
 
-__all__ = ["Autoencoder"]
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
 
-_NETWORK_PARAMS = """\
-    hidden_layer_sizes : int or tuple of int, default={hidden}
-        Widths of the dense layers between the input (or the conv stack) and the code;
-        the decoder mirrors them. ``()`` gives a shallow autoencoder.
+from . import _losses
+from ._base import _FLOAT_DTYPES, BaseAutoencoder, _in_unit_interval
+from ._docs import compose
 
-    conv_filters : int or tuple of int, default={filters}
-        A convolutional stack before the dense layers: each entry is a convolution with
-        that many filters, the activation and 2x2 max pooling (ceil mode, so any image size
-        works); the decoder mirrors it with nearest-neighbour upsampling to the exact
-        sizes. ``()`` means none.
+__all__ = [
+    "Autoencoder",
+    "ConvAutoencoder",
+    "DenoisingAutoencoder",
+    "SparseAutoencoder",
+    "ContractiveAutoencoder",
+    "VariationalAutoencoder",
+]
 
-    kernel_size : int, default=3
-        Side of the convolution kernels ("same" padding).
+_N_COMPONENTS = """\
+    n_components : int{none}, default={default}
+        Size of the code{none_text}.
 
-    image_shape : tuple of int or None, default=None
-        ``(height, width)`` or ``(height, width, channels)``; rows of ``X`` are the C-order
-        flattening of ``(height, width, channels)``. ``None`` infers a square one-channel
-        image when ``n_features`` is a perfect square, else (with a conv stack) a 1-D
-        signal.
-
-    activation : {{"relu", "tanh", "logistic", "identity", "leaky_relu", "elu", "gelu", \
-"softplus"}}, default="relu"
-        Activation of the hidden layers.
-
-    code_activation : str or None, default={code_activation}
-        Activation of the code layer, from the same list; ``None`` means ``activation``.
-
-    loss : {{"auto", "bce", "mse"}}, default="auto"
-        Reconstruction loss, summed over features and averaged over samples. ``"bce"`` is
-        binary cross-entropy with a sigmoid output and needs data in [0, 1]; ``"mse"`` is
-        squared error with a linear output (the network sees data standardised by a
-        per-feature mean and one global scale, undone on output). ``"auto"`` picks
-        ``"bce"`` when the training data lie in [0, 1], else ``"mse"``.
 """
-
-_TRAINING_PARAMS = """\
-    solver : {{"adam", "adamw", "sgd", "rmsprop", "adadelta"}}, default="adam"
-        Optimizer (``"sgd"`` uses Nesterov momentum 0.9).
-
-    learning_rate_init : float, default=1e-3
-        Learning rate.
-
-    batch_size : int, default={batch_size}
-        Samples per gradient step (all samples when fewer).
-
-    max_iter : int, default={max_iter}
-        Maximum number of epochs of :meth:`fit`.
-
-    tol : float, default=1e-4
-        Minimum improvement of the training loss (or of the validation score with early
-        stopping) that resets the ``n_iter_no_change`` count.
-
-    n_iter_no_change : int, default=10
-        Stop when more than this many epochs in a row improve by less than ``tol``.
-
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training data, stop when its score stops
-        improving and restore the weights of the best epoch.
-
-    validation_fraction : float, default=0.1
-        Fraction of the training data held out with early stopping.
-
-    shuffle : bool, default=True
-        Shuffle the samples every epoch.
-
-    random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation, shuffling, the validation split{random_extra} through
-        local generators; the global numpy and torch states are not touched (``None`` draws
-        one seed from numpy's global state, as sklearn does). An int gives bit-identical
-        refits on the CPU.
-
-    verbose : int, default=0
-        1 prints one line per epoch (loss, validation score, seconds); 2 adds a progress
-        bar over batches.
-
-    warm_start : bool, default=False
-        Continue training from the current weights and optimizer state on :meth:`fit`.
-
-    device : str, default="cpu"
-        Torch device to train and infer on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...;
-        ``"auto"`` takes CUDA when available.
-"""
-
-_ATTRIBUTES = """\
-    Attributes
-    ----------
-    n_components_ : int
-        Size of the code.
-
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`, when ``X`` has string column names.
-
-    loss_ : {"bce", "mse"}
-        The loss resolved from ``loss``.
-
-    image_shape_ : tuple of int or None
-        The resolved ``(height, width, channels)`` of a sample, if any.
-
-    device_ : str
-        The torch device the networks live on.
-
-    encoder_, decoder_ : torch.nn.Module
-        The trained networks; the decoder outputs logits for ``loss_="bce"``.
-
-    n_iter_ : int
-        Number of epochs trained.
-
-    loss_curve_ : list of float
-        Training loss (sum of the loss terms) per epoch.
-
-    loss_terms_ : dict of str to list of float
-        Each named loss term per epoch.
-
-    best_loss_ : float or None
-        Lowest training loss (``None`` with early stopping).
-
-    validation_scores_ : list of float or None
-        :meth:`score` on the validation split per epoch, with early stopping.
-
-    best_validation_score_ : float or None
-        Best of ``validation_scores_``.
-"""
+_DENSE_NETWORK = dict(hidden="()", filters="()", code_activation="None")
+_TRAINING = dict(batch_size=256, max_iter=50, random_extra="")
 
 
 class Autoencoder(BaseAutoencoder):
-    __doc__ = (
+    __doc__ = compose(
         """Dense (shallow or deep) autoencoder as a scikit-learn transformer.
 
-    Learns an encoder ``X -> Z`` (``n_components`` values per sample) and a decoder back
-    to ``X`` by minimising the reconstruction loss. It stands where :class:`~sklearn.
-    decomposition.PCA` stands (``transform``, ``inverse_transform``, ``n_components``),
-    with non-linear layers. On 784 features in [0, 1] the default is the classic
-    784 -> 32 (ReLU) -> 784 (sigmoid) network trained with binary cross-entropy.
-
-    Parameters
-    ----------
-    n_components : int, default=32
-        Size of the code. With a conv stack, ``None`` makes the flattened feature map the
-        code.
-
-"""
-        + _NETWORK_PARAMS.format(hidden="()", filters="()", code_activation="None")
-        + "\n"
-        + _TRAINING_PARAMS.format(batch_size=256, max_iter=50, random_extra="")
-        + "\n"
-        + _ATTRIBUTES
-        + """
+    Learns an encoder ``X -> Z`` (``n_components`` values per sample) and a decoder back to
+    ``X`` by minimising the reconstruction loss. It stands where
+    :class:`~sklearn.decomposition.PCA` stands (``transform``, ``inverse_transform``,
+    ``n_components``), with non-linear layers. On 784 features in [0, 1] the default is the
+    classic 784 -> 32 (ReLU) -> 784 (sigmoid) network trained with binary cross-entropy.
+""",
+        _N_COMPONENTS.format(none=" or None", default=32,
+                             none_text="; with a conv stack, ``None`` makes the flattened "
+                             "feature map the code"),
+        network=_DENSE_NETWORK,
+        training=_TRAINING,
+        see_also="""
     See Also
     --------
     sklearn.decomposition.PCA : Linear dimensionality reduction.
-    sklearn.neural_network.MLPRegressor : Multi-layer perceptron trained with the same
-        solvers and stopping rules.
-
+    ConvAutoencoder : The same with a convolutional stack by default.
+""",
+        examples="""
     Examples
     --------
     >>> import numpy as np
@@ -176,7 +72,7 @@ class Autoencoder(BaseAutoencoder):
     (3, 8)
     >>> ae.loss_
     'bce'
-    """
+""",
     )
 
     def __init__(
@@ -225,3 +121,661 @@ class Autoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+
+
+class ConvAutoencoder(BaseAutoencoder):
+    __doc__ = compose(
+        """Convolutional autoencoder for images (or 1-D signals).
+
+    The default is the chapter's network for 28x28 digits: Conv(16) - pool - Conv(8) - pool
+    - Conv(8) - pool gives a 4x4x8 code, mirrored with upsampling to a sigmoid output.
+    Pooling rounds up (28 -> 14 -> 7 -> 4) and the decoder upsamples back to the exact sizes,
+    so any image size works: 8x8 digits, 32x32x3, a non-square 20x30.
+""",
+        _N_COMPONENTS.format(none=" or None", default=None,
+                             none_text="; ``None`` makes the flattened feature map of the conv "
+                             "stack (after any ``hidden_layer_sizes``) the code, an int adds a "
+                             "dense bottleneck of that size"),
+        network=dict(hidden="()", filters="(16, 8, 8)", code_activation="None"),
+        training=_TRAINING,
+        see_also="""
+    See Also
+    --------
+    Autoencoder : Dense autoencoder; it takes ``conv_filters`` too.
+""",
+        examples="""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import ConvAutoencoder
+    >>> X = np.random.RandomState(0).rand(20, 64)  # 8x8 images
+    >>> ae = ConvAutoencoder(conv_filters=(4, 2), max_iter=2, random_state=0).fit(X)
+    >>> ae.image_shape_, ae.n_components_
+    ((8, 8, 1), 8)
+""",
+    )
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        hidden_layer_sizes=(),
+        conv_filters=(16, 8, 8),
+        kernel_size=3,
+        image_shape=None,
+        activation="relu",
+        code_activation=None,
+        loss="auto",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=50,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.image_shape = image_shape
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+
+class DenoisingAutoencoder(BaseAutoencoder):
+    __doc__ = compose(
+        """Denoising autoencoder: reconstructs clean inputs from corrupted ones.
+
+    Each epoch draws fresh noise from ``random_state``; the target is the clean input.
+    Noise is only used in training: ``transform`` and ``score`` see the input as given.
+    With ``conv_filters`` it is the chapter's convolutional denoiser.
+""",
+        _N_COMPONENTS.format(none=" or None", default=32,
+                             none_text="; with a conv stack, ``None`` makes the flattened "
+                             "feature map the code"),
+        variant_params="""\
+    noise : {"gaussian", "masking", "salt_and_pepper"}, default="gaussian"
+        ``"gaussian"`` adds ``noise_level * N(0, 1)`` (in the units of ``X``) and clips to
+        [0, 1] when the training data lie there; ``"masking"`` sets a fraction
+        ``noise_level`` of the inputs to 0; ``"salt_and_pepper"`` sets a fraction
+        ``noise_level`` of the inputs to their feature's minimum or maximum (0 or 1 for
+        images), each with probability 1/2.
+
+    noise_level : float, default=0.5
+        Standard deviation of the Gaussian noise, or the corrupted fraction (at most 1).
+        0.5 is the usual setting for MNIST (the chapter's factor 1 is as strong as the
+        signal).
+
+""",
+        network=_DENSE_NETWORK,
+        training=dict(_TRAINING, random_extra=", the noise"),
+        see_also="""
+    See Also
+    --------
+    Autoencoder : The same network without noise.
+""",
+        examples="""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import DenoisingAutoencoder
+    >>> X = np.random.RandomState(0).rand(50, 16)
+    >>> dae = DenoisingAutoencoder(4, noise="masking", noise_level=0.3, max_iter=2,
+    ...                            random_state=0).fit(X)
+    >>> dae.transform(X).shape
+    (50, 4)
+""",
+    )
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "noise": [StrOptions({"gaussian", "masking", "salt_and_pepper"})],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        noise="gaussian",
+        noise_level=0.5,
+        hidden_layer_sizes=(),
+        conv_filters=(),
+        kernel_size=3,
+        image_shape=None,
+        activation="relu",
+        code_activation=None,
+        loss="auto",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=50,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.noise = noise
+        self.noise_level = noise_level
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.image_shape = image_shape
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def _initialize(self, X):
+        if self.noise != "gaussian" and self.noise_level > 1:
+            raise ValueError(f"noise_level is a fraction of inputs for noise={self.noise!r} "
+                             f"and must be at most 1, got {self.noise_level}.")
+        super()._initialize(X)
+        self._clip = _in_unit_interval(X)
+        self._feature_range = tuple(_dense(v).astype(np.float32).ravel()
+                                    for v in (X.min(axis=0), X.max(axis=0)))
+
+    def _corrupt(self, x, generator):
+        if self.noise == "gaussian":
+            noisy = x + self.noise_level * _randn_like(x, generator)
+            return noisy.clamp(0.0, 1.0) if self._clip else noisy
+        hit = _rand_like(x, generator) < self.noise_level
+        if self.noise == "masking":
+            return x.masked_fill(hit, 0.0)
+        low, high = (torch.as_tensor(v, device=x.device) for v in self._feature_range)
+        salt = _rand_like(x, generator) < 0.5
+        return torch.where(hit, torch.where(salt, high, low), x)
+
+
+class SparseAutoencoder(BaseAutoencoder):
+    __doc__ = compose(
+        """Sparse autoencoder: a penalty keeps most code units inactive.
+
+    With ``sparsity="kl"`` the penalty is ``sparsity_weight * sum_j KL(rho || rho_hat_j)``,
+    where ``rho = sparsity_target`` and ``rho_hat_j`` is the mean activation of code unit
+    ``j`` over the batch (one value per unit, of a sigmoid code, clamped away from 0 and 1).
+    With ``sparsity="l1"`` it is ``sparsity_weight`` times the mean L1 norm of the code.
+    Works over-complete (``n_components > n_features``).
+""",
+        _N_COMPONENTS.format(none="", default=32, none_text=""),
+        variant_params="""\
+    sparsity : {"kl", "l1"}, default="kl"
+        The sparsity penalty; ``"kl"`` needs ``code_activation="logistic"``.
+
+    sparsity_target : float, default=0.05
+        Target mean activation ``rho`` of each code unit (``"kl"`` only).
+
+    sparsity_weight : float, default=3.0
+        Weight of the penalty, per sample, against a reconstruction loss summed over
+        features (as in Ng's notes, where 3 is the recommended weight). On MNIST, with
+        ``n_components=128``, 3.0 brings the mean code activation to about the target
+        while keeping the reconstruction error close to a plain autoencoder's.
+
+""",
+        network=dict(hidden="()", filters="()", code_activation='"logistic"'),
+        training=_TRAINING,
+        see_also="""
+    See Also
+    --------
+    Autoencoder : The same network without the penalty.
+""",
+        examples="""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import SparseAutoencoder
+    >>> X = np.random.RandomState(0).rand(50, 16)
+    >>> sae = SparseAutoencoder(n_components=32, max_iter=2, random_state=0).fit(X)
+    >>> sorted(sae.loss_terms_)
+    ['reconstruction', 'sparsity']
+""",
+    )
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "sparsity": [StrOptions({"kl", "l1"})],
+        "sparsity_target": [Interval(Real, 0, 1, closed="neither")],
+        "sparsity_weight": [Interval(Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        sparsity="kl",
+        sparsity_target=0.05,
+        sparsity_weight=3.0,
+        hidden_layer_sizes=(),
+        conv_filters=(),
+        kernel_size=3,
+        image_shape=None,
+        activation="relu",
+        code_activation="logistic",
+        loss="auto",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=50,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.sparsity = sparsity
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.image_shape = image_shape
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def _resolve_code_activation(self):
+        activation = super()._resolve_code_activation()
+        if self.sparsity == "kl" and activation != "logistic":
+            raise ValueError("sparsity='kl' compares mean activations with a target in (0, 1), "
+                             "so it needs code_activation='logistic', got "
+                             f"{activation!r}; use sparsity='l1' for other activations.")
+        return activation
+
+    def _penalties(self, net_input, encoded, generator):
+        if self.sparsity == "kl":
+            penalty = _losses.kl_sparsity(encoded, self.sparsity_target)
+        else:
+            penalty = _losses.l1_activity(encoded).mean()
+        return {"sparsity": self.sparsity_weight * penalty}
+
+
+class ContractiveAutoencoder(BaseAutoencoder):
+    __doc__ = compose(
+        """Contractive autoencoder: penalises the encoder's sensitivity to its input.
+
+    The penalty is ``contraction_weight * ||J_h(x)||_F^2``, the squared Frobenius norm of
+    the Jacobian of the code with respect to the network input, averaged over samples. For
+    one sigmoid layer it has the closed form ``sum_j (h_j (1 - h_j))^2 sum_i W_ji^2``
+    computed with the live weights; deep or convolutional encoders use autograd.
+""",
+        _N_COMPONENTS.format(none="", default=32, none_text=""),
+        variant_params="""\
+    contraction_weight : float, default=0.1
+        Weight of the penalty, per sample, against a reconstruction loss summed over
+        features. The Jacobian is taken with respect to the network's input (the
+        standardised data for ``loss_="mse"``).
+
+    jacobian : {"auto", "closed_form", "exact", "projection"}, default="auto"
+        How the penalty is computed: ``"closed_form"`` for a single dense logistic layer;
+        ``"exact"`` by one backward pass per code unit; ``"projection"`` by an unbiased
+        random-projection estimate ``||v^T J||^2`` with ``v ~ N(0, I)`` (one backward pass).
+        ``"auto"`` takes the closed form where it applies, else ``"exact"`` up to 16 code
+        units and ``"projection"`` beyond.
+
+""",
+        network=dict(hidden="()", filters="()", code_activation='"logistic"'),
+        training=_TRAINING,
+        attributes="""
+    jacobian_ : {"closed_form", "exact", "projection"}
+        The penalty's computation resolved from ``jacobian``.
+""",
+        see_also="""
+    See Also
+    --------
+    Autoencoder : The same network without the penalty.
+""",
+        examples="""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import ContractiveAutoencoder
+    >>> X = np.random.RandomState(0).rand(50, 16)
+    >>> cae = ContractiveAutoencoder(n_components=4, max_iter=2, random_state=0).fit(X)
+    >>> cae.jacobian_
+    'closed_form'
+""",
+    )
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "contraction_weight": [Interval(Real, 0, None, closed="left")],
+        "jacobian": [StrOptions({"auto", "closed_form", "exact", "projection"})],
+    }
+
+    def __init__(
+        self,
+        n_components=32,
+        *,
+        contraction_weight=0.1,
+        jacobian="auto",
+        hidden_layer_sizes=(),
+        conv_filters=(),
+        kernel_size=3,
+        image_shape=None,
+        activation="relu",
+        code_activation="logistic",
+        loss="auto",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=256,
+        max_iter=50,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.contraction_weight = contraction_weight
+        self.jacobian = jacobian
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.image_shape = image_shape
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def _initialize(self, X):
+        super()._initialize(X)
+        arch = self._architecture
+        closed_form = (not arch.hidden_layer_sizes and not arch.conv_filters
+                       and arch.code_activation == "logistic")
+        if self.jacobian == "closed_form" and not closed_form:
+            raise ValueError("jacobian='closed_form' holds for one dense logistic layer only; "
+                             "use 'exact' or 'projection' for this encoder.")
+        if self.jacobian != "auto":
+            self.jacobian_ = self.jacobian
+        else:
+            self.jacobian_ = ("closed_form" if closed_form
+                              else "exact" if self.n_components_ <= 16 else "projection")
+
+    def _penalties(self, net_input, encoded, generator):
+        if self.jacobian_ == "closed_form":
+            penalty = _losses.contractive_closed_form(encoded, self.encoder_.code_layer.weight)
+        elif self.jacobian_ == "exact":
+            penalty = _losses.jacobian_frobenius(self.encoder_, net_input)
+        else:
+            penalty = _losses.jacobian_frobenius_projection(self.encoder_, net_input, generator)
+        return {"contraction": self.contraction_weight * penalty.mean()}
+
+
+class VariationalAutoencoder(BaseAutoencoder):
+    __doc__ = compose(
+        """Variational autoencoder (Kingma & Welling, 2014).
+
+    The encoder outputs the mean ``mu`` and log-variance of a Gaussian posterior over the
+    code; training samples ``z = mu + sigma * eps`` (reparameterisation) and minimises the
+    negative ELBO, ``reconstruction + beta * KL(q(z|x) || N(0, I))`` with the KL in closed
+    form. The decoder is Bernoulli (binary cross-entropy, ``loss_="bce"``) or Gaussian with
+    unit variance in the standardised data space (``loss_="mse"``). ``transform`` returns
+    ``mu``; ``sample`` decodes draws from the prior; ``score_samples`` is the ELBO with
+    ``beta = 1`` in nats, computed with one ``eps`` fixed at fit so it is deterministic.
+    The log-variance is kept in [-{bound}, {bound}] (a smooth tanh bound), so training
+    does not overflow.
+""".format(bound=10),
+        _N_COMPONENTS.format(none="", default=2, none_text=" (the latent dimension)"),
+        variant_params="""\
+    beta : float, default=1.0
+        Weight of the KL term (beta-VAE); 1 gives the ELBO.
+
+""",
+        network=dict(hidden="(256,)", filters="()", code_activation="None"),
+        training=dict(batch_size=100, max_iter=50, random_extra=", the reparameterisation"),
+        see_also="""
+    See Also
+    --------
+    Autoencoder : Deterministic autoencoder.
+""",
+        examples="""
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import VariationalAutoencoder
+    >>> X = np.random.RandomState(0).rand(50, 16)
+    >>> vae = VariationalAutoencoder(max_iter=2, random_state=0).fit(X)
+    >>> vae.transform(X).shape, vae.sample(3, random_state=0).shape
+    ((50, 2), (3, 16))
+""",
+    ).replace("Activation of the code layer, from the same list; ``None`` means ``activation``.",
+              "Must be ``None`` or ``\"identity\"``: the mean and log-variance are linear.")
+
+    _parameter_constraints = {
+        **BaseAutoencoder._parameter_constraints,
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+    }
+
+    _code_width_factor = 2
+    _log_var_bound = 10.0
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        beta=1.0,
+        hidden_layer_sizes=(256,),
+        conv_filters=(),
+        kernel_size=3,
+        image_shape=None,
+        activation="relu",
+        code_activation=None,
+        loss="auto",
+        solver="adam",
+        learning_rate_init=1e-3,
+        batch_size=100,
+        max_iter=50,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.beta = beta
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.conv_filters = conv_filters
+        self.kernel_size = kernel_size
+        self.image_shape = image_shape
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.device = device
+
+    def log_likelihood(self, X, n_samples=100, random_state=None):
+        """Importance-sampled estimate of ``log p(x)`` per sample, in nats.
+
+        ``log mean_k p(x | z_k) p(z_k) / q(z_k | x)`` over ``n_samples`` draws
+        ``z_k ~ q(z | x)`` (Burda et al., 2016): a lower bound on the log-likelihood that
+        tightens as ``n_samples`` grows; with one sample it is the ELBO.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples_X, n_features)
+            Data to evaluate.
+        n_samples : int, default=100
+            Importance samples per data point.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples_X,)
+            The estimate per sample, in the floating dtype of ``X``.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
+        self._check_loss_domain(X)
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        generator = torch.Generator().manual_seed(seed)
+        networks = self._networks_for(X.dtype)
+        rows = max(1, 2**24 // (n_samples * self.n_features_in_))
+        return self._map_rows(
+            X, lambda x: self._importance_sampled(x, networks, n_samples, generator), rows)
+
+    def _importance_sampled(self, x, networks, n_samples, generator):
+        encoder, decoder = networks
+        x_net = self._scaler(x, "normalize")
+        mean, log_var = self._posterior(encoder(x_net))
+        eps = torch.randn((n_samples,) + mean.shape, generator=generator, dtype=x.dtype).to(x.device)
+        z = mean + torch.exp(0.5 * log_var) * eps
+        output = decoder(z.reshape(-1, mean.shape[1]))
+        target = x_net.repeat(n_samples, 1)
+        log_px = -self._nll(output, target).reshape(n_samples, -1)
+        log_pz = -0.5 * (z.square().sum(-1) + mean.shape[1] * _losses.LOG_2PI)
+        log_qz = -0.5 * (eps.square() + log_var + _losses.LOG_2PI).sum(-1)
+        return torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(n_samples)
+
+    def _check_n_components(self):
+        if self.n_components is None:
+            raise ValueError("VariationalAutoencoder needs an integer n_components.")
+
+    def _resolve_code_activation(self):
+        if self.code_activation not in (None, "identity"):
+            raise ValueError("The VAE's mean and log-variance are linear: code_activation must "
+                             f"be None or 'identity', got {self.code_activation!r}.")
+        return "identity"
+
+    def _posterior(self, encoded):
+        mean, raw = encoded.chunk(2, dim=1)
+        bound = self._log_var_bound
+        return mean, bound * torch.tanh(raw / bound)
+
+    def _code(self, encoded):
+        return encoded[:, : encoded.shape[1] // 2]
+
+    def _sample_code(self, encoded, generator):
+        mean, log_var = self._posterior(encoded)
+        eps = _randn_like(mean, generator)
+        kl = _losses.gaussian_kl(mean, log_var).mean()
+        return mean + torch.exp(0.5 * log_var) * eps, {"kl": self.beta * kl}
+
+    def _reconstruction(self, output, target):
+        return self._nll(output, target).mean()
+
+    def _nll(self, output, target):
+        """Per-sample -log p(x | z) in the network's (standardised) units."""
+        if self.loss_ == "bce":
+            return _losses.reconstruction(output, target, "bce")
+        return _losses.gaussian_nll(output, target)
+
+    def _score_tensor(self, x, networks):
+        encoder, decoder = networks
+        x_net = self._scaler(x, "normalize")
+        mean, log_var = self._posterior(encoder(x_net))
+        eps = torch.randn(mean.shape[1], generator=torch.Generator().manual_seed(self._seed))
+        z = mean + torch.exp(0.5 * log_var) * eps.to(dtype=x.dtype, device=x.device)
+        nll = self._nll(decoder(z), x_net)
+        if self._x_scale is not None:  # density of the data, not of the standardised data
+            nll = nll + x.shape[1] * math.log(self._x_scale)
+        return -(nll + _losses.gaussian_kl(mean, log_var))
+
+    def _draw_codes(self, n_samples, rng):
+        return rng.standard_normal((n_samples, self.n_components_))
+
+
+def _dense(array):
+    return array.toarray() if hasattr(array, "toarray") else np.asarray(array)
+
+
+def _rand_like(x, generator):
+    """Uniform draws shaped like ``x`` from a CPU generator (same draws on every device)."""
+    return torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+
+
+def _randn_like(x, generator):
+    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)

@@ -282,6 +282,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """The code fed to the decoder in training, and any loss terms it brings."""
         return encoded, {}
 
+    def _reconstruction(self, output, target):
+        """Training reconstruction term of a batch (network units), averaged over samples."""
+        return reconstruction(output, target, self.loss_).mean()
+
     def _penalties(self, net_input, encoded, generator):
         """Extra named loss terms (scalars) of a training batch."""
         return {}
@@ -410,11 +414,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _objective(self, generator):
         """The training objective of one batch: named scalar loss terms."""
         def objective(x):
-            net_input = self._scaler(self._corrupt(x, generator), "normalize")
-            target = net_input if net_input is x else self._scaler(x, "normalize")
+            corrupted = self._corrupt(x, generator)
+            target = self._scaler(x, "normalize")
+            net_input = target if corrupted is x else self._scaler(corrupted, "normalize")
             encoded = self.encoder_(net_input)
             code, terms = self._sample_code(encoded, generator)
-            error = reconstruction(self.decoder_(code), target, self.loss_).mean()
+            error = self._reconstruction(self.decoder_(code), target)
             return {"reconstruction": error, **terms,
                     **self._penalties(net_input, encoded, generator)}
         return objective
@@ -470,13 +475,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return self.encoder_, self.decoder_
         return tuple(copy.deepcopy(net).to(torch.float64) for net in (self.encoder_, self.decoder_))
 
-    def _map_rows(self, X, function):
+    def _map_rows(self, X, function, batch_size=_INFERENCE_BATCH):
         """Apply a tensor function to ``X`` in batches; returns numpy in ``X``'s dtype."""
         dtype = torch.float64 if X.dtype == np.float64 else torch.float32
         outputs = []
         with torch.inference_mode():
-            for start in range(0, max(X.shape[0], 1), _INFERENCE_BATCH):
-                rows = X[start : start + _INFERENCE_BATCH]
+            for start in range(0, max(X.shape[0], 1), batch_size):
+                rows = X[start : start + batch_size]
                 rows = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)
                 batch = torch.tensor(rows, dtype=dtype, device=self.device_)
                 outputs.append(function(batch).cpu().numpy())

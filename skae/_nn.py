@@ -73,6 +73,7 @@ def conv_geometry(image_shape, n_stages):
 
 
 def _kernel(size, image_hw):
+    """Square kernels, but 1 wide along a unit dimension (a 1-D signal is ``(1, n, 1)``)."""
     return tuple(size if dim > 1 else 1 for dim in image_hw)
 
 
@@ -107,10 +108,11 @@ def _dense_stack(sizes, activation, last_activation):
 def _conv_encoder(arch):
     channels = (arch.image_shape[2],) + tuple(arch.conv_filters)
     sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
+    kernel = _kernel(arch.kernel_size, arch.image_shape[:2])
     layers = [ImageView(arch.image_shape, to_image=True)]
     for (c_in, c_out), hw in zip(zip(channels[:-1], channels[1:]), sizes):
         layers += [
-            nn.Conv2d(c_in, c_out, _kernel(arch.kernel_size, hw), padding="same"),
+            nn.Conv2d(c_in, c_out, kernel, padding="same"),
             ACTIVATIONS[arch.activation](),
             _pool(hw),
         ]
@@ -122,17 +124,18 @@ def _conv_decoder(arch):
     channels = tuple(reversed(arch.conv_filters))
     sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
     h, w = sizes[-1]
+    kernel = _kernel(arch.kernel_size, arch.image_shape[:2])
     layers = [nn.Unflatten(1, (channels[0], h, w))]
     c_in = channels[0]
     for c_out, hw in zip(channels, reversed(sizes[:-1])):
         layers += [
-            nn.Conv2d(c_in, c_out, _kernel(arch.kernel_size, hw), padding="same"),
+            nn.Conv2d(c_in, c_out, kernel, padding="same"),
             ACTIVATIONS[arch.activation](),
             nn.Upsample(size=hw, mode="nearest"),
         ]
         c_in = c_out
     layers += [
-        nn.Conv2d(c_in, arch.image_shape[2], _kernel(arch.kernel_size, sizes[0]), padding="same"),
+        nn.Conv2d(c_in, arch.image_shape[2], kernel, padding="same"),
         ImageView(arch.image_shape, to_image=False),
     ]
     return layers

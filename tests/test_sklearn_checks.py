@@ -2,10 +2,26 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skae import Autoencoder
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
 
 ESTIMATORS = [
-    Autoencoder(n_components=3, max_iter=20),
+    Autoencoder(max_iter=20),
+    Autoencoder(n_components=3, hidden_layer_sizes=(8,), early_stopping=True, max_iter=20),
+    ConvAutoencoder(conv_filters=(4, 2), max_iter=10),
+    DenoisingAutoencoder(n_components=3, max_iter=20),
+    DenoisingAutoencoder(n_components=3, noise="salt_and_pepper", noise_level=0.2, max_iter=20),
+    SparseAutoencoder(n_components=8, max_iter=20),
+    ContractiveAutoencoder(n_components=3, max_iter=20),
+    ContractiveAutoencoder(n_components=3, hidden_layer_sizes=(8,), jacobian="projection",
+                           max_iter=20),
+    VariationalAutoencoder(hidden_layer_sizes=(8,), max_iter=20),
 ]
 
 

@@ -1,0 +1,135 @@
+"""Documentation text shared by the estimators' docstrings (written once, joined per class)."""
+
+_NETWORK_PARAMS = """\
+    hidden_layer_sizes : int or tuple of int, default={hidden}
+        Widths of the dense layers between the input (or the conv stack) and the code;
+        the decoder mirrors them. ``()`` gives a shallow autoencoder.
+
+    conv_filters : int or tuple of int, default={filters}
+        A convolutional stack before the dense layers: each entry is a convolution with
+        that many filters, the activation and 2x2 max pooling (ceil mode, so any image size
+        works); the decoder mirrors it with nearest-neighbour upsampling to the exact
+        sizes. ``()`` means none.
+
+    kernel_size : int, default=3
+        Side of the convolution kernels ("same" padding).
+
+    image_shape : tuple of int or None, default=None
+        ``(height, width)`` or ``(height, width, channels)``; rows of ``X`` are the C-order
+        flattening of ``(height, width, channels)``. ``None`` infers a square one-channel
+        image when ``n_features`` is a perfect square, else (with a conv stack) a 1-D
+        signal.
+
+    activation : {{"relu", "tanh", "logistic", "identity", "leaky_relu", "elu", "gelu", \
+"softplus"}}, default="relu"
+        Activation of the hidden layers.
+
+    code_activation : str or None, default={code_activation}
+        Activation of the code layer, from the same list; ``None`` means ``activation``.
+
+    loss : {{"auto", "bce", "mse"}}, default="auto"
+        Reconstruction loss, summed over features and averaged over samples. ``"bce"`` is
+        binary cross-entropy with a sigmoid output and needs data in [0, 1]; ``"mse"`` is
+        squared error with a linear output (the network sees data standardised by a
+        per-feature mean and one global scale, undone on output). ``"auto"`` picks
+        ``"bce"`` when the training data lie in [0, 1], else ``"mse"``.
+"""
+
+_TRAINING_PARAMS = """\
+    solver : {{"adam", "adamw", "sgd", "rmsprop", "adadelta"}}, default="adam"
+        Optimizer (``"sgd"`` uses Nesterov momentum 0.9).
+
+    learning_rate_init : float, default=1e-3
+        Learning rate.
+
+    batch_size : int, default={batch_size}
+        Samples per gradient step (all samples when fewer).
+
+    max_iter : int, default={max_iter}
+        Maximum number of epochs of :meth:`fit`.
+
+    tol : float, default=1e-4
+        Minimum improvement of the training loss (or of the validation score with early
+        stopping) that resets the ``n_iter_no_change`` count.
+
+    n_iter_no_change : int, default=10
+        Stop when more than this many epochs in a row improve by less than ``tol``.
+
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training data, stop when its score stops
+        improving and restore the weights of the best epoch.
+
+    validation_fraction : float, default=0.1
+        Fraction of the training data held out with early stopping.
+
+    shuffle : bool, default=True
+        Shuffle the samples every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the validation split{random_extra} through
+        local generators; the global numpy and torch states are not touched (``None`` draws
+        one seed from numpy's global state, as sklearn does). An int gives bit-identical
+        refits on the CPU.
+
+    verbose : int, default=0
+        1 prints one line per epoch (loss, validation score, seconds); 2 adds a progress
+        bar over batches.
+
+    warm_start : bool, default=False
+        Continue training from the current weights and optimizer state on :meth:`fit`.
+
+    device : str, default="cpu"
+        Torch device to train and infer on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...;
+        ``"auto"`` takes CUDA when available.
+"""
+
+_ATTRIBUTES = """\
+    Attributes
+    ----------
+    n_components_ : int
+        Size of the code.
+
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`, when ``X`` has string column names.
+
+    loss_ : {"bce", "mse"}
+        The loss resolved from ``loss``.
+
+    image_shape_ : tuple of int or None
+        The resolved ``(height, width, channels)`` of a sample, if any.
+
+    device_ : str
+        The torch device the networks live on.
+
+    encoder_, decoder_ : torch.nn.Module
+        The trained networks; the decoder outputs logits for ``loss_="bce"``.
+
+    n_iter_ : int
+        Number of epochs trained.
+
+    loss_curve_ : list of float
+        Training loss (sum of the loss terms) per epoch.
+
+    loss_terms_ : dict of str to list of float
+        Each named loss term per epoch.
+
+    best_loss_ : float or None
+        Lowest training loss (``None`` with early stopping).
+
+    validation_scores_ : list of float or None
+        :meth:`score` on the validation split per epoch, with early stopping.
+
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+"""
+
+
+def compose(summary, head_params, *, network, training, variant_params="", attributes="",
+            see_also="", examples=""):
+    """Join a class docstring from its own text and the shared parameter sections."""
+    return (summary + "\n    Parameters\n    ----------\n" + head_params + variant_params
+            + _NETWORK_PARAMS.format(**network) + "\n" + _TRAINING_PARAMS.format(**training)
+            + "\n" + _ATTRIBUTES + attributes + see_also + examples)
