@@ -29,3 +29,12 @@ def _quiet_convergence():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         yield
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's 8x8 digits in [0, 1], split 1500 / 297 (float32)."""
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data / 16.0).astype(np.float32)
+    return X[:1500], X[1500:]

@@ -1,0 +1,322 @@
+"""Each variant does what its name says."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
+from skae import _losses
+from skae._nn import ImageView
+
+
+def _mse(a, b):
+    return float(np.mean((np.asarray(a, dtype=np.float64) - b) ** 2))
+
+
+# ---------------------------------------------------------------- convolutional
+
+
+def test_conv_default_is_the_chapters_network_for_28x28():
+    X = np.random.RandomState(0).rand(8, 784).astype(np.float32)
+    ae = ConvAutoencoder(max_iter=1, random_state=0).fit(X)
+    convs = [m for net in (ae.encoder_, ae.decoder_) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (1, 16), (16, 8), (8, 8), (8, 8), (8, 8), (8, 16), (16, 1)]
+    assert ae.image_shape_ == (28, 28, 1) and ae.n_components_ == 4 * 4 * 8
+    assert ae.transform(X).shape == (8, 128)
+    # the chapter's Keras model has 4,385 parameters
+    assert sum(p.numel() for net in (ae.encoder_, ae.decoder_) for p in net.parameters()) == 4385
+    assert ae.inverse_transform(ae.transform(X)).shape == (8, 784)
+
+
+@pytest.mark.parametrize("image_shape, code_size", [
+    ((8, 8), 2 * 2 * 2),          # 8 -> 4 -> 2
+    ((28, 28), 2 * 7 * 7),        # 28 -> 14 -> 7
+    ((32, 32, 3), 2 * 8 * 8),     # colour
+    ((20, 30), 2 * 5 * 8),        # non-square: 20 -> 10 -> 5, 30 -> 15 -> 8
+    ((7, 5), 2 * 2 * 2),          # odd sizes round up: 7 -> 4 -> 2, 5 -> 3 -> 2
+])
+def test_conv_works_for_any_image_size(image_shape, code_size):
+    n_features = int(np.prod(image_shape))
+    X = np.random.RandomState(0).rand(6, n_features)
+    ae = ConvAutoencoder(conv_filters=(4, 2), image_shape=image_shape, max_iter=1,
+                         random_state=0).fit(X)
+    assert ae.n_components_ == code_size
+    assert ae.inverse_transform(ae.transform(X)).shape == X.shape
+
+
+def test_conv_one_dimensional_signals_and_inferred_shapes():
+    X = np.random.RandomState(0).rand(6, 10)  # not a perfect square: a 1-D signal
+    ae = ConvAutoencoder(conv_filters=(3,), max_iter=1, random_state=0).fit(X)
+    assert ae.image_shape_ == (1, 10, 1) and ae.n_components_ == 3 * 5
+    ae = ConvAutoencoder(conv_filters=(3,), max_iter=1, random_state=0).fit(X[:, :9])
+    assert ae.image_shape_ == (3, 3, 1)
+
+
+def test_conv_int_n_components_adds_a_dense_bottleneck():
+    X = np.random.RandomState(0).rand(6, 64)
+    ae = ConvAutoencoder(5, conv_filters=(4,), max_iter=1, random_state=0).fit(X)
+    assert ae.transform(X).shape == (6, 5)
+    assert ae.encoder_.code_layer.in_features == 4 * 4 * 4
+
+
+def test_conv_image_shape_must_match_n_features():
+    with pytest.raises(ValueError, match="image_shape"):
+        ConvAutoencoder(image_shape=(28, 28)).fit(np.random.rand(4, 100))
+
+
+def test_rows_are_the_c_order_flattening_of_height_width_channels():
+    X = np.arange(2 * 3 * 4 * 2, dtype=np.float32).reshape(2, 24)
+    images = ImageView((3, 4, 2), to_image=True)(torch.from_numpy(X))
+    assert images.shape == (2, 2, 3, 4)  # (n, channels, height, width)
+    np.testing.assert_array_equal(images.numpy(), X.reshape(2, 3, 4, 2).transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(ImageView((3, 4, 2), to_image=False)(images).numpy(), X)
+
+
+def test_conv_autoencoder_learns_digits(digits):
+    X_train, X_test = digits
+    kw = dict(conv_filters=(8, 4), batch_size=32, learning_rate_init=3e-3, random_state=0)
+    error = lambda ae: _mse(ae.inverse_transform(ae.transform(X_test)), X_test)  # noqa: E731
+    trained = error(ConvAutoencoder(max_iter=30, **kw).fit(X_train))
+    assert trained < 0.5 * X_test.var(axis=0).mean()  # far better than the mean image
+    assert trained < 0.7 * error(ConvAutoencoder(max_iter=1, **kw).fit(X_train))
+
+
+# ---------------------------------------------------------------- denoising
+
+
+def test_denoiser_removes_noise(digits):
+    X_train, X_test = digits
+    rng = np.random.RandomState(0)
+    noisy = np.clip(X_test + 0.5 * rng.randn(*X_test.shape), 0, 1).astype(np.float32)
+    dae = DenoisingAutoencoder(32, hidden_layer_sizes=(128,), noise_level=0.5, max_iter=60,
+                               batch_size=32, random_state=0).fit(X_train)
+    plain = Autoencoder(32, hidden_layer_sizes=(128,), max_iter=60, batch_size=32,
+                        random_state=0).fit(X_train)
+    denoised = dae.inverse_transform(dae.transform(noisy))
+    assert _mse(denoised, X_test) < 0.5 * _mse(noisy, X_test)
+    assert _mse(denoised, X_test) < _mse(plain.inverse_transform(plain.transform(noisy)), X_test)
+
+
+def test_denoiser_with_zero_noise_is_the_plain_autoencoder(unit_data):
+    dae = DenoisingAutoencoder(3, noise_level=0.0, max_iter=3, random_state=0).fit(unit_data)
+    ae = Autoencoder(3, max_iter=3, random_state=0).fit(unit_data)
+    np.testing.assert_array_equal(dae.transform(unit_data), ae.transform(unit_data))
+
+
+@pytest.mark.parametrize("noise", ["gaussian", "masking", "salt_and_pepper"])
+def test_noise_is_fresh_each_epoch_and_only_in_training(unit_data, noise):
+    dae = DenoisingAutoencoder(3, noise=noise, noise_level=0.3, max_iter=2,
+                               random_state=0).fit(unit_data)
+    x = torch.from_numpy(unit_data)
+    gen = torch.Generator()
+    draws = [dae._corrupt(x, gen.manual_seed(seed)) for seed in (0, 1, 0)]
+    assert not torch.equal(draws[0], draws[1]) and torch.equal(draws[0], draws[2])
+    np.testing.assert_array_equal(dae.transform(unit_data), dae.transform(unit_data))
+
+
+def test_noise_kinds_corrupt_as_documented(unit_data):
+    x = torch.from_numpy(unit_data)
+    gen = torch.Generator().manual_seed(0)
+    fit = lambda **kw: DenoisingAutoencoder(3, max_iter=1, random_state=0, **kw).fit(unit_data)  # noqa
+
+    masked = fit(noise="masking", noise_level=0.3)._corrupt(x, gen)
+    changed = (masked != x).float().mean()
+    assert 0.25 < changed < 0.35 and (masked[masked != x] == 0).all()
+
+    sp_model = fit(noise="salt_and_pepper", noise_level=0.3)
+    salted = sp_model._corrupt(x, gen)
+    hit = salted != x
+    low, high = (torch.from_numpy(v) for v in sp_model._feature_range)
+    assert 0.2 < hit.float().mean() < 0.35
+    at_extremes = (salted == low) | (salted == high)
+    assert at_extremes[hit].all()
+
+    noisy = fit(noise="gaussian", noise_level=0.5)._corrupt(x, gen)
+    assert noisy.min() >= 0 and noisy.max() <= 1  # clipped: the data lie in [0, 1]
+
+
+def test_gaussian_noise_is_not_clipped_for_real_valued_data(tabular_data):
+    dae = DenoisingAutoencoder(3, noise_level=5.0, max_iter=1, random_state=0).fit(tabular_data)
+    x = torch.from_numpy(tabular_data.astype(np.float32))
+    noise = dae._corrupt(x, torch.Generator().manual_seed(0)) - x
+    assert 4.5 < float(noise.std()) < 5.5
+
+
+def test_masking_fraction_above_one_is_rejected(unit_data):
+    with pytest.raises(ValueError, match="noise_level"):
+        DenoisingAutoencoder(noise="masking", noise_level=1.5).fit(unit_data)
+
+
+def test_conv_denoiser(digits):
+    X_train, _ = digits
+    dae = DenoisingAutoencoder(None, conv_filters=(4, 4), max_iter=1, random_state=0).fit(X_train)
+    assert dae.n_components_ == 4 * 2 * 2
+
+
+# ---------------------------------------------------------------- sparse
+
+
+def test_kl_sparse_code_is_sparse_and_over_complete_works(digits):
+    X_train, X_test = digits
+    kw = dict(n_components=100, max_iter=40, batch_size=64, learning_rate_init=3e-3, random_state=0)
+    sae = SparseAutoencoder(sparsity_weight=3.0, **kw).fit(X_train)  # 100 > 64 features
+    dense = SparseAutoencoder(sparsity_weight=0.0, **kw).fit(X_train)
+    mean_sparse = sae.transform(X_test).mean()
+    assert 0.02 < mean_sparse < 0.12
+    assert dense.transform(X_test).mean() > 2 * mean_sparse
+    assert set(sae.loss_terms_) == {"reconstruction", "sparsity"}
+    np.testing.assert_allclose(
+        sae.loss_curve_, np.add(sae.loss_terms_["reconstruction"], sae.loss_terms_["sparsity"]),
+        rtol=1e-5)
+
+
+def test_l1_sparsity_shrinks_the_code(digits):
+    X_train, X_test = digits
+    kw = dict(n_components=32, sparsity="l1", code_activation="relu", max_iter=20,
+              batch_size=64, random_state=0)
+    l1 = SparseAutoencoder(sparsity_weight=0.5, **kw).fit(X_train)
+    free = SparseAutoencoder(sparsity_weight=0.0, **kw).fit(X_train)
+    assert np.abs(l1.transform(X_test)).sum(1).mean() < 0.5 * np.abs(free.transform(X_test)).sum(1).mean()
+
+
+def test_kl_sparsity_needs_a_logistic_code(unit_data):
+    with pytest.raises(ValueError, match="logistic"):
+        SparseAutoencoder(code_activation="relu").fit(unit_data)
+
+
+def test_sparsity_penalty_uses_batch_means_per_unit(unit_data):
+    sae = SparseAutoencoder(4, sparsity_weight=2.0, max_iter=1, random_state=0).fit(unit_data)
+    h = torch.rand(30, 4, dtype=torch.float64)
+    expected = 2.0 * _losses.kl_sparsity(h, 0.05)
+    assert float(sae._penalties(None, h, None)["sparsity"]) == pytest.approx(float(expected))
+
+
+# ---------------------------------------------------------------- contractive
+
+
+@pytest.mark.parametrize("kw, resolved", [
+    ({}, "closed_form"),
+    ({"hidden_layer_sizes": (8,)}, "exact"),
+    ({"hidden_layer_sizes": (8,), "n_components": 20}, "projection"),
+    ({"jacobian": "exact"}, "exact"),
+])
+def test_contractive_penalty_method_resolution(unit_data, kw, resolved):
+    kw = {"n_components": 3, **kw}
+    assert ContractiveAutoencoder(max_iter=1, random_state=0, **kw).fit(unit_data).jacobian_ == resolved
+
+
+def test_closed_form_needs_one_logistic_layer(unit_data):
+    with pytest.raises(ValueError, match="closed_form"):
+        ContractiveAutoencoder(3, hidden_layer_sizes=(8,), jacobian="closed_form").fit(unit_data)
+
+
+@pytest.mark.parametrize("jacobian, hidden", [("closed_form", ()), ("exact", (8,))])
+def test_contractive_penalty_is_the_weighted_jacobian_norm(unit_data, jacobian, hidden):
+    cae = ContractiveAutoencoder(3, hidden_layer_sizes=hidden, jacobian=jacobian,
+                                 contraction_weight=0.7, max_iter=2, random_state=0).fit(unit_data)
+    x = torch.from_numpy(unit_data[:20])
+    penalty = cae._penalties(x, cae.encoder_(x), None)["contraction"]
+    encode = lambda v: cae.encoder_(v[None])[0]  # noqa: E731
+    norms = [float(torch.autograd.functional.jacobian(encode, row).square().sum()) for row in x]
+    assert float(penalty.detach()) == pytest.approx(0.7 * np.mean(norms), rel=1e-5)
+
+
+def test_contraction_flattens_the_encoder(digits):
+    X_train, X_test = digits
+    kw = dict(n_components=16, max_iter=30, batch_size=64, random_state=0)
+    cae = ContractiveAutoencoder(contraction_weight=1.0, **kw).fit(X_train)
+    free = ContractiveAutoencoder(contraction_weight=0.0, **kw).fit(X_train)
+    x = torch.from_numpy(X_test)
+    norm = lambda m: float(_losses.jacobian_frobenius(m.encoder_, x, create_graph=False).mean())  # noqa
+    assert norm(cae) < 0.5 * norm(free)
+
+
+# ---------------------------------------------------------------- variational
+
+
+@pytest.fixture(scope="module")
+def fitted_vae():
+    from sklearn.datasets import load_digits
+
+    X = (load_digits().data / 16.0)[:600]
+    vae = VariationalAutoencoder(2, hidden_layer_sizes=(64,), max_iter=30, batch_size=50,
+                                 random_state=0).fit(X)
+    return vae, X
+
+
+def test_vae_transform_is_the_posterior_mean(fitted_vae):
+    vae, X = fitted_vae
+    encoded = vae.encoder_(torch.from_numpy(X[:10]).float()).detach().numpy()
+    np.testing.assert_allclose(vae.transform(X[:10].astype(np.float32)), encoded[:, :2], rtol=1e-6)
+    np.testing.assert_array_equal(vae.transform(X), vae.transform(X))
+
+
+def test_vae_score_is_deterministic_and_row_independent(fitted_vae):
+    vae, X = fitted_vae
+    batch = vae.score_samples(X[:20])
+    alone = np.array([vae.score_samples(X[i : i + 1])[0] for i in range(20)])
+    np.testing.assert_allclose(alone, batch, rtol=1e-7)
+    np.testing.assert_array_equal(vae.score_samples(X[:20]), batch)
+
+
+def test_vae_elbo_lower_bounds_the_importance_sampled_likelihood(fitted_vae):
+    vae, X = fitted_vae
+    single = np.mean([vae.log_likelihood(X[:100], n_samples=1, random_state=s).mean()
+                      for s in range(30)])
+    iwae = vae.log_likelihood(X[:100], n_samples=500, random_state=0).mean()
+    elbo = vae.score(X[:100])
+    assert iwae > single  # more importance samples: a tighter bound
+    assert abs(single - elbo) < 0.05 * abs(elbo)  # both estimate the same ELBO
+    assert iwae < 0  # a log-likelihood of binary-ish data in nats
+
+
+def test_vae_samples_decode_prior_draws(fitted_vae):
+    vae, X = fitted_vae
+    draws = vae._draw_codes(20_000, np.random.RandomState(0))
+    np.testing.assert_allclose(draws.mean(0), 0, atol=0.03)
+    np.testing.assert_allclose(np.cov(draws.T), np.eye(2), atol=0.03)
+    samples = vae.sample(5, random_state=0)
+    assert samples.shape == (5, 64) and samples.min() >= 0 and samples.max() <= 1
+    np.testing.assert_array_equal(samples, vae.sample(5, random_state=0))
+
+
+def test_vae_records_a_weighted_kl_term(fitted_vae, unit_data):
+    vae, _ = fitted_vae
+    assert set(vae.loss_terms_) == {"reconstruction", "kl"}
+    assert all(v > 0 for v in vae.loss_terms_["kl"])
+    no_kl = VariationalAutoencoder(beta=0.0, hidden_layer_sizes=(8,), max_iter=2,
+                                   random_state=0).fit(unit_data)
+    assert no_kl.loss_terms_["kl"] == [0.0, 0.0]
+
+
+def test_vae_log_variance_is_bounded():
+    vae = VariationalAutoencoder()
+    _, log_var = vae._posterior(torch.tensor([[0.0, 0.0, 1e6, -1e6]]))
+    assert float(log_var.max()) <= 10 and float(log_var.min()) >= -10
+
+
+def test_vae_gaussian_score_is_a_density_in_data_units(tabular_data):
+    """Scaling the data by c scales the density by c^-d: scores shift by -d log c."""
+    kw = dict(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    vae = VariationalAutoencoder(**kw).fit(tabular_data)
+    scaled = VariationalAutoencoder(**kw).fit(tabular_data * 10)
+    assert vae.loss_ == "mse"
+    d = tabular_data.shape[1]
+    np.testing.assert_allclose(scaled.score_samples(tabular_data * 10),
+                               vae.score_samples(tabular_data) - d * np.log(10), rtol=1e-4)
+
+
+def test_vae_rejects_none_components_and_non_linear_code(unit_data):
+    with pytest.raises(ValueError, match="n_components"):
+        VariationalAutoencoder(n_components=None).fit(unit_data)
+    with pytest.raises(ValueError, match="linear"):
+        VariationalAutoencoder(code_activation="relu").fit(unit_data)
