@@ -14,6 +14,7 @@ a few small hooks rather than methods:
 - ``_score_tensor(x, networks)`` and ``_draw_codes(n, rng)``: scoring and sampling.
 """
 
+import contextlib
 import copy
 import math
 import warnings
@@ -85,9 +86,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "encoder_")
-        X = self._validate_X(X, reset=not continuing)
-        if not continuing:
-            self._initialize(X)
+        with _unchanged_on_error(self):
+            X = self._validate_X(X, reset=not continuing)
+            if not continuing:
+                self._initialize(X)
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
             warnings.warn(
@@ -116,9 +118,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The updated estimator.
         """
         first = not hasattr(self, "encoder_")
-        X = self._validate_X(X, reset=first)
-        if first:
-            self._initialize(X)
+        with _unchanged_on_error(self):
+            X = self._validate_X(X, reset=first)
+            if first:
+                self._initialize(X)
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -373,8 +376,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             code_size = hidden[-1] if hidden else conv_output_size(self.image_shape_, filters)
             code_width = None
         else:
-            code_size = self.n_components
-            code_width = self.n_components * self._code_width_factor
+            code_size = int(self.n_components)
+            code_width = code_size * self._code_width_factor
         return Architecture(
             n_features=n_features, code_width=code_width, code_size=code_size,
             hidden_layer_sizes=hidden, conv_filters=filters, kernel_size=self.kernel_size,
@@ -459,7 +462,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Standardise (``"normalize"``) or undo it (``"denormalize"``) for squared error."""
         if self._x_scale is None:
             return x
-        mean = torch.as_tensor(self._x_mean, dtype=x.dtype, device=x.device)
+        mean = torch.tensor(self._x_mean, dtype=x.dtype, device=x.device)  # may be read-only
         if direction == "normalize":
             return (x - mean) / self._x_scale
         return x * self._x_scale + mean
@@ -515,6 +518,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.encoder_.eval()
         self.decoder_.eval()
         self.device_ = "cpu"
+
+
+@contextlib.contextmanager
+def _unchanged_on_error(estimator):
+    """Restore the estimator's attributes if preparing a fit fails (bad data or parameters)."""
+    saved = dict(vars(estimator))
+    try:
+        yield
+    except BaseException:
+        vars(estimator).clear()
+        vars(estimator).update(saved)
+        raise
 
 
 def _in_unit_interval(X):

@@ -3,8 +3,10 @@
 A file is one safetensors container: the arrays (weights, optimizer state, scaling and code
 statistics) as tensors, and in its metadata the class name, the format version,
 ``get_params()`` and the other fitted attributes as tagged JSON, with a SHA-256 of the
-arrays. Loading parses JSON and raw arrays only, looks the class up in an allow-list and
-never executes anything from the file.
+arrays and of that metadata (so a flipped byte anywhere is caught, not only in the arrays).
+Loading parses JSON and raw arrays only, looks the class up in an allow-list, accepts only
+that class's parameter names and plain attribute names, and never executes anything from
+the file.
 """
 
 import hashlib
@@ -24,6 +26,7 @@ from ._training import TrainingState
 FORMAT = "skae"
 FORMAT_VERSION = 1
 _HEADER_LIMIT = 100_000_000
+_SIGNED_KEYS = ("format", "format_version", "class", "params", "state")
 
 
 def _allowed_classes():
@@ -65,7 +68,7 @@ def save(estimator, path):
         "params": json.dumps(_encode(params, arrays)),
         "state": json.dumps(_encode(state, arrays)),
     }
-    metadata["sha256"] = _digest(arrays)
+    metadata["sha256"] = _digest(arrays, metadata)
     Path(path).write_bytes(_save_tensors(arrays, metadata=metadata))
 
 
@@ -89,23 +92,41 @@ def load(path):
     """
     data = Path(path).read_bytes()
     metadata = _read_metadata(data, path)
+    name = metadata.get("class")
+    cls = _allowed_classes().get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"{path} holds class {name!r}, which skae does not load; it loads "
+                         f"only {sorted(_allowed_classes())}.")
     try:
         arrays = _load_tensors(data)
     except Exception as exc:  # safetensors raises its own error type
         raise ValueError(f"{path} is truncated or corrupted: {exc}") from exc
-    if _digest(arrays) != metadata.get("sha256"):
-        raise ValueError(f"{path} is corrupted: its arrays do not match their checksum.")
-    cls = _allowed_classes().get(metadata.get("class"))
-    if cls is None:
-        raise ValueError(f"{path} holds an unknown class {metadata.get('class')!r}.")
+    if _digest(arrays, metadata) != metadata.get("sha256"):
+        raise ValueError(f"{path} is corrupted: its contents do not match their SHA-256 "
+                         "checksum.")
     try:
         params = _decode(json.loads(metadata["params"]), arrays)
         state = _decode(json.loads(metadata["state"]), arrays)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path} is corrupted: its metadata cannot be decoded ({exc}).") from exc
-    estimator = cls(**params)
-    estimator.__setstate__(state)
+        _check_names(cls, params, state)
+        estimator = cls(**params)
+        estimator.__setstate__(state)
+    except Exception as exc:  # whatever a bad file makes fail, the answer is a ValueError
+        raise ValueError(f"{path} is corrupted: its estimator cannot be rebuilt "
+                         f"({type(exc).__name__}: {exc}).") from exc
     return estimator
+
+
+def _check_names(cls, params, state):
+    """Only ``cls``'s parameters, and attributes that shadow none of its methods."""
+    if not isinstance(params, dict) or not isinstance(state, dict):
+        raise TypeError("params and state must be mappings")
+    unknown = set(params) - set(cls._get_param_names())
+    if unknown:
+        raise TypeError(f"unknown parameters {sorted(map(str, unknown))}")
+    for name in state:
+        if (not isinstance(name, str) or not name.isidentifier() or name.startswith("__")
+                or name in params or callable(getattr(cls, name, None))):
+            raise TypeError(f"attribute name {name!r} is not allowed")
 
 
 def _read_metadata(data, path):
@@ -117,18 +138,24 @@ def _read_metadata(data, path):
         raise ValueError(f"{path} is not an skae file, or it is truncated.")
     try:
         metadata = json.loads(data[8 : 8 + size]).get("__metadata__") or {}
-    except (UnicodeDecodeError, ValueError, AttributeError) as exc:
+    except (UnicodeDecodeError, ValueError, AttributeError, RecursionError) as exc:
         raise ValueError(f"{path} is not an skae file (unreadable header).") from exc
+    if not isinstance(metadata, dict):
+        raise ValueError(f"{path} is not an skae file (unreadable header).")
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not an skae file.")
     if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise ValueError(f"{path} has format version {metadata.get('format_version')}; this "
-                         f"skae reads version {FORMAT_VERSION}.")
+        raise ValueError(f"{path} has format version {metadata.get('format_version')!r}; this "
+                         f"version of skae reads format version {FORMAT_VERSION} only (a file "
+                         "from a newer skae needs that skae).")
     return metadata
 
 
-def _digest(arrays):
+def _digest(arrays, metadata):
+    """SHA-256 of the signed metadata and of every array (name, dtype, shape, bytes)."""
     digest = hashlib.sha256()
+    signed = {key: metadata.get(key) for key in _SIGNED_KEYS}
+    digest.update(json.dumps(signed, sort_keys=True).encode())
     for key in sorted(arrays):
         array = np.ascontiguousarray(arrays[key])
         digest.update(f"{key}:{array.dtype.str}:{array.shape};".encode())

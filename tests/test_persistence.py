@@ -1,0 +1,523 @@
+"""Persistence: pickle / joblib round trips, and skae.save / skae.load (safetensors, no pickle)."""
+
+import builtins
+import json
+import pickle
+import struct
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load as load_tensors
+from safetensors.numpy import save as save_tensors
+from sklearn.decomposition import PCA
+
+import skae
+from skae import Autoencoder
+from skae._persistence import _digest
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _small_fitted(X, **params):
+    params = {"n_components": 3, "max_iter": 2, "batch_size": 64, "random_state": 0, **params}
+    return Autoencoder(**params).fit(X)
+
+
+def _same_value(a, b):
+    """Equal and of the same type, recursively (a tuple stays a tuple, a list a list)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+def _assert_same_params(a, b):
+    pa, pb = a.get_params(), b.get_params()
+    assert pa.keys() == pb.keys()
+    for name in pa:
+        assert _same_value(pa[name], pb[name]), (name, pa[name], pb[name])
+
+
+def _assert_same_outputs(a, b, X):
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    Z = a.transform(X)
+    np.testing.assert_array_equal(a.inverse_transform(Z), b.inverse_transform(Z))
+    np.testing.assert_array_equal(a.score_samples(X), b.score_samples(X))
+    np.testing.assert_array_equal(a.sample(7, random_state=0), b.sample(7, random_state=0))
+
+
+def _split(data):
+    """(header dict, metadata dict, arrays) of a safetensors file's bytes."""
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    return header, dict(header["__metadata__"]), load_tensors(data)
+
+
+def _rewrite(src, dst, mutate):
+    """Write ``dst``: ``src`` with its skae metadata mutated and a *valid* checksum."""
+    _, metadata, arrays = _split(src.read_bytes())
+    mutate(metadata)
+    metadata["sha256"] = _digest(arrays, metadata)
+    dst.write_bytes(save_tensors(arrays, metadata=metadata))
+    return dst
+
+
+def _mutate_json(key, function):
+    def mutate(metadata):
+        metadata[key] = json.dumps(function(json.loads(metadata[key])))
+    return mutate
+
+
+@pytest.fixture
+def saved(tmp_path, unit_data):
+    ae = _small_fitted(unit_data, hidden_layer_sizes=(5,))
+    path = tmp_path / "model.skae"
+    skae.save(ae, path)
+    return ae, path
+
+
+# ---------------------------------------------------------------------------------- pickle
+
+
+def test_pickle_round_trip_is_bit_identical(unit_data):
+    ae = _small_fitted(unit_data, hidden_layer_sizes=(8,))
+    restored = pickle.loads(pickle.dumps(ae))
+    assert restored is not ae and restored.encoder_ is not ae.encoder_
+    _assert_same_outputs(ae, restored, unit_data)
+    _assert_same_params(ae, restored)
+    assert restored.loss_curve_ == ae.loss_curve_ and restored.n_iter_ == ae.n_iter_
+
+
+def test_pickled_state_holds_numpy_weights_on_the_cpu(unit_data):
+    ae = _small_fitted(unit_data)
+    state = ae.__getstate__()
+    for name in ("encoder_", "decoder_"):
+        weights = state[name]
+        assert set(weights) == set(getattr(ae, name).state_dict())
+        assert weights and all(type(w) is np.ndarray for w in weights.values())
+    solver, opt_state = state["_optimizer_state"]
+    moments = [v for s in opt_state["state"].values() for v in s.values()]
+    assert moments and all(type(v) is np.ndarray for v in moments)
+    # __getstate__ converts copies: the estimator itself still holds torch modules
+    assert isinstance(ae.encoder_, torch.nn.Module)
+    assert b"torch" not in pickle.dumps(ae)  # nothing in the pickle needs torch to unpickle
+
+
+@pytest.mark.filterwarnings("ignore:The given NumPy array is not writable")
+def test_joblib_mmap_load_copies_tensors_and_can_keep_training(tmp_path, tabular_data):
+    ae = _small_fitted(tabular_data)  # mse: the scaling statistics are arrays too
+    path = tmp_path / "model.joblib"
+    joblib.dump(ae, path)
+    loaded = joblib.load(path, mmap_mode="r")
+    assert isinstance(loaded._code_stats[1], np.memmap)  # the memory map really was used
+    assert not loaded._code_stats[1].flags.writeable
+    _assert_same_outputs(ae, loaded, tabular_data)
+    assert all(p.requires_grad for p in loaded.encoder_.parameters())
+    before = loaded.transform(tabular_data)
+    loaded.partial_fit(tabular_data)  # writes into the tensors: they must not be the maps
+    ae.partial_fit(tabular_data)
+    assert loaded.n_iter_ == 3
+    assert not np.array_equal(loaded.transform(tabular_data), before)
+    np.testing.assert_array_equal(loaded.transform(tabular_data), ae.transform(tabular_data))
+
+
+def test_unfitted_estimator_pickles(unit_data):
+    ae = Autoencoder(3, hidden_layer_sizes=[6], max_iter=2, random_state=4)
+    restored = pickle.loads(pickle.dumps(ae))
+    _assert_same_params(ae, restored)
+    assert not hasattr(restored, "encoder_")
+    np.testing.assert_array_equal(restored.fit(unit_data).transform(unit_data),
+                                  ae.fit(unit_data).transform(unit_data))
+
+
+# ---------------------------------------------------------------------------------- save/load
+
+
+def test_save_load_round_trip_is_bit_identical(saved, unit_data):
+    ae, path = saved
+    loaded = skae.load(path)
+    assert type(loaded) is Autoencoder and loaded.device_ == "cpu"
+    _assert_same_outputs(ae, loaded, unit_data)
+    assert skae.load(str(path)).transform(unit_data[:3]).tobytes() == \
+        ae.transform(unit_data[:3]).tobytes()  # a str path works too
+
+
+PARAMS = [
+    dict(n_components=3, hidden_layer_sizes=(16, 8), image_shape=None, learning_rate_init=0.0123,
+         tol=0.0, shuffle=False, random_state=7, code_activation="identity", max_iter=2),
+    dict(n_components=2, hidden_layer_sizes=[16, 8], random_state=None, loss="mse",
+         solver="sgd", batch_size=17, early_stopping=True, validation_fraction=0.25,
+         warm_start=True, n_iter_no_change=3, activation="tanh", max_iter=2),
+    dict(n_components=None, conv_filters=(2,), kernel_size=1, image_shape=(3, 4),
+         hidden_layer_sizes=4, random_state=3, max_iter=1),
+    dict(n_components=2, image_shape=[4, 3, 1], verbose=0, device="cpu", max_iter=1,
+         learning_rate_init=1e-3 / 3, tol=1e-300),
+]
+
+
+@pytest.mark.parametrize("params", PARAMS)
+@pytest.mark.parametrize("fitted", [False, True])
+def test_save_load_restores_params_exactly(tmp_path, unit_data, params, fitted):
+    ae = Autoencoder(**params)
+    if fitted:
+        ae.fit(unit_data)
+    skae.save(ae, tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    _assert_same_params(ae, loaded)
+    assert repr(loaded) == repr(ae)
+    assert hasattr(loaded, "encoder_") == fitted
+    if fitted:
+        _assert_same_outputs(ae, loaded, unit_data)
+
+
+def test_save_load_restores_fitted_attributes(tmp_path, unit_data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(unit_data, columns=[f"pixel {i}" for i in range(12)])
+    ae = Autoencoder(3, image_shape=(3, 4), early_stopping=True, max_iter=3,
+                     random_state=0).fit(df)
+    skae.save(ae, tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert loaded.n_features_in_ == 12 and type(loaded.n_features_in_) is int
+    assert loaded.feature_names_in_.dtype == object
+    np.testing.assert_array_equal(loaded.feature_names_in_, ae.feature_names_in_)
+    assert loaded.loss_ == ae.loss_ == "bce"
+    assert loaded.n_components_ == ae.n_components_ == 3
+    assert loaded.image_shape_ == ae.image_shape_ == (3, 4, 1)
+    assert type(loaded.image_shape_) is tuple
+    assert loaded.loss_curve_ == ae.loss_curve_ and len(ae.loss_curve_) == 3
+    assert loaded.loss_terms_ == ae.loss_terms_
+    assert loaded.n_iter_ == ae.n_iter_ == 3
+    assert loaded.validation_scores_ == ae.validation_scores_
+    assert loaded.best_validation_score_ == ae.best_validation_score_
+    assert loaded.best_loss_ is None
+    np.testing.assert_array_equal(loaded.transform(df), ae.transform(df))
+    assert list(loaded.get_feature_names_out()) == list(ae.get_feature_names_out())
+    # the names are live: an unnamed array warns, a renamed frame is refused
+    with pytest.warns(UserWarning, match="feature names"):
+        loaded.transform(unit_data)
+    with pytest.raises(ValueError, match="feature names"):
+        loaded.transform(df.rename(columns={"pixel 0": "other"}))
+
+
+def test_save_load_mse_model_restores_the_scaling(tmp_path, tabular_data):
+    ae = _small_fitted(tabular_data)
+    assert ae.loss_ == "mse" and ae._x_scale != 1.0
+    skae.save(ae, tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert loaded._x_scale == ae._x_scale
+    np.testing.assert_array_equal(loaded._x_mean, ae._x_mean)
+    _assert_same_outputs(ae, loaded, tabular_data)
+
+
+def test_save_keeps_the_optimizer_state_so_warm_start_continues_exactly(tmp_path, unit_data):
+    """2 epochs, save, load, 2 more == 2 + 2 in memory (== 4 in one run)."""
+    make = lambda: Autoencoder(3, max_iter=2, warm_start=True, random_state=0,  # noqa: E731
+                               batch_size=50)
+    in_memory = make().fit(unit_data).fit(unit_data)
+    skae.save(make().fit(unit_data), tmp_path / "m.skae")
+    resumed = skae.load(tmp_path / "m.skae").set_params(warm_start=True).fit(unit_data)
+    assert resumed.n_iter_ == in_memory.n_iter_ == 4
+    assert resumed.loss_curve_ == in_memory.loss_curve_
+    np.testing.assert_array_equal(resumed.transform(unit_data), in_memory.transform(unit_data))
+    # the check has teeth: without Adam's moments the continued run differs
+    fresh_optimizer = skae.load(tmp_path / "m.skae")
+    fresh_optimizer._optimizer_state = None
+    fresh_optimizer.fit(unit_data)
+    assert not np.array_equal(fresh_optimizer.transform(unit_data), in_memory.transform(unit_data))
+
+
+VARIANTS = {
+    "ConvAutoencoder": lambda **kw: skae.ConvAutoencoder(conv_filters=(2,), image_shape=(3, 4),
+                                                         **kw),
+    "DenoisingAutoencoder": lambda **kw: skae.DenoisingAutoencoder(3, noise="masking", **kw),
+    "SparseAutoencoder": lambda **kw: skae.SparseAutoencoder(6, **kw),
+    "ContractiveAutoencoder": lambda **kw: skae.ContractiveAutoencoder(3, **kw),
+    "VariationalAutoencoder": lambda **kw: skae.VariationalAutoencoder(2, hidden_layer_sizes=(6,),
+                                                                       **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_every_variant_saves_loads_and_continues_training_exactly(tmp_path, unit_data, name):
+    make = lambda: VARIANTS[name](max_iter=1, warm_start=True, batch_size=50,  # noqa: E731
+                                  random_state=0)
+    in_memory = make().fit(unit_data).fit(unit_data)
+    skae.save(make().fit(unit_data), tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    assert type(loaded).__name__ == name
+    _assert_same_params(make(), loaded)
+    resumed = loaded.fit(unit_data)
+    assert resumed.loss_terms_ == in_memory.loss_terms_ and resumed.n_iter_ == 2
+    _assert_same_outputs(in_memory, resumed, unit_data)
+
+
+@pytest.mark.parametrize("solver", ["adamw", "sgd", "rmsprop", "adadelta"])
+def test_every_solvers_state_survives_save_and_load(tmp_path, unit_data, solver):
+    ae = Autoencoder(3, solver=solver, max_iter=1, warm_start=True, batch_size=50,
+                     random_state=0).fit(unit_data)
+    skae.save(ae, tmp_path / "m.skae")
+    resumed = skae.load(tmp_path / "m.skae").fit(unit_data)
+    np.testing.assert_array_equal(resumed.transform(unit_data),
+                                  ae.fit(unit_data).transform(unit_data))
+
+
+def test_set_output_survives_save_and_load(tmp_path, unit_data):
+    pd = pytest.importorskip("pandas")
+    ae = _small_fitted(unit_data).set_output(transform="pandas")
+    skae.save(ae, tmp_path / "m.skae")
+    out = skae.load(tmp_path / "m.skae").transform(unit_data)
+    assert isinstance(out, pd.DataFrame) and list(out.columns) == list(ae.get_feature_names_out())
+
+
+def test_partial_fit_after_load_equals_partial_fit_in_memory(saved, unit_data):
+    ae, path = saved
+    loaded = skae.load(path)
+    np.testing.assert_array_equal(loaded.partial_fit(unit_data).transform(unit_data),
+                                  ae.partial_fit(unit_data).transform(unit_data))
+
+
+def test_save_refuses_what_is_not_an_skae_estimator(tmp_path, unit_data):
+    class MyAutoencoder(Autoencoder):
+        pass
+
+    from skae._base import BaseAutoencoder
+
+    for obj in (PCA(2), MyAutoencoder(), BaseAutoencoder(), "model", {"encoder_": 1}):
+        with pytest.raises(TypeError, match="skae estimator"):
+            skae.save(obj, tmp_path / "x.skae")
+    assert not (tmp_path / "x.skae").exists()
+
+
+def test_save_refuses_unsavable_parameters_without_writing(tmp_path):
+    ae = Autoencoder(random_state=np.random.RandomState(0))
+    with pytest.raises(TypeError, match="RandomState"):
+        skae.save(ae, tmp_path / "x.skae")
+    assert not (tmp_path / "x.skae").exists()
+
+
+# ---------------------------------------------------------------------------------- refusals
+
+
+def _cut_points(data):
+    (size,) = struct.unpack("<Q", data[:8])
+    return {"empty": 0, "in the length": 3, "after the length": 8,
+            "in the header": 8 + size // 2, "end of header": 8 + size,
+            "in the data": 8 + size + 5, "last byte": len(data) - 1}
+
+
+def test_truncated_files_are_refused(saved, tmp_path):
+    _, path = saved
+    data = path.read_bytes()
+    for where, cut in _cut_points(data).items():
+        bad = tmp_path / "cut.skae"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated|too short"):
+            skae.load(bad)
+
+
+def test_a_flipped_byte_in_the_tensor_data_is_refused(saved, tmp_path):
+    _, path = saved
+    data = bytearray(path.read_bytes())
+    (size,) = struct.unpack("<Q", data[:8])
+    for position in (8 + size, 8 + size + 101, len(data) - 1):
+        bad = bytearray(data)
+        bad[position] ^= 0x01
+        (tmp_path / "bad.skae").write_bytes(bytes(bad))
+        with pytest.raises(ValueError, match="corrupted.*SHA-256"):
+            skae.load(tmp_path / "bad.skae")
+
+
+@pytest.mark.parametrize("needle, replacement, message", [
+    # still valid JSON, still an skae file: only the checksum over the metadata can tell
+    (b'[\\"max_iter\\", 2]', b'[\\"max_iter\\", 3]', "corrupted.*SHA-256"),
+    (b'[\\"activation\\", \\"relu\\"]', b'[\\"activation\\", \\"tanh\\"]', "corrupted.*SHA-256"),
+    (b'[\\"n_iter\\", 2]', b'[\\"n_iter\\", 9]', "corrupted.*SHA-256"),
+    (b'"format_version":"1"', b'"format_version":"2"', "format version '2'"),
+    (b'"format":"skae"', b'"format":"skaf"', "not an skae file"),
+    (b'"F32"', b'"F16"', "truncated or corrupted"),
+    # no longer JSON
+    (b'"__metadata__":{', b'"__metadata__":[', "unreadable header"),
+])
+def test_a_flipped_byte_in_the_header_is_refused(saved, tmp_path, needle, replacement, message):
+    _, path = saved
+    data = path.read_bytes()
+    assert data.count(needle) >= 1 and len(needle) == len(replacement)
+    (tmp_path / "bad.skae").write_bytes(data.replace(needle, replacement, 1))
+    with pytest.raises(ValueError, match=message):
+        skae.load(tmp_path / "bad.skae")
+
+
+def test_every_single_byte_flip_is_refused(tmp_path):
+    """Exhaustive over a tiny model's file: no one-byte corruption loads silently."""
+    X = np.random.RandomState(0).rand(20, 3)
+    path = tmp_path / "tiny.skae"
+    skae.save(Autoencoder(1, max_iter=1, random_state=0).fit(X), path)
+    data = path.read_bytes()
+    bad_path = tmp_path / "bad.skae"
+    loaded = []
+    for position in range(len(data)):
+        bad = bytearray(data)
+        bad[position] ^= 0x01
+        bad_path.write_bytes(bytes(bad))
+        try:
+            skae.load(bad_path)
+        except ValueError:
+            continue
+        loaded.append(position)
+    assert loaded == []
+
+
+def test_foreign_files_are_refused(tmp_path, unit_data):
+    ae = _small_fitted(unit_data)
+    np.save(tmp_path / "array.npy", unit_data)
+    torch.save(ae.encoder_.state_dict(), tmp_path / "weights.pt")
+    foreign = {
+        "random.skae": np.random.RandomState(0).bytes(1000),
+        "empty.skae": b"",
+        "json.skae": json.dumps({"format": "skae", "class": "Autoencoder"}).encode(),
+        "pickle.skae": pickle.dumps(ae),
+        "joblib.skae": None,
+        "numpy.skae": (tmp_path / "array.npy").read_bytes(),
+        "torch.skae": (tmp_path / "weights.pt").read_bytes(),
+        "plain_safetensors.skae": save_tensors({"w": unit_data}),
+        "other_safetensors.skae": save_tensors({"w": unit_data}, metadata={"format": "pt"}),
+    }
+    joblib.dump(ae, tmp_path / "joblib.skae")
+    for name, content in foreign.items():
+        if content is not None:
+            (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match="not an skae file"):
+            skae.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("cls", ["os.system", "BaseAutoencoder", "skae._base.BaseAutoencoder",
+                                 "skae.Autoencoder", "PCA", "autoencoder", "", "__builtins__",
+                                 None])
+def test_classes_outside_the_allow_list_are_refused(saved, tmp_path, cls):
+    _, path = saved
+
+    def mutate(metadata):
+        if cls is None:
+            del metadata["class"]
+        else:
+            metadata["class"] = cls
+
+    bad = _rewrite(path, tmp_path / "bad.skae", mutate)
+    with pytest.raises(ValueError, match="does not load"):
+        skae.load(bad)
+
+
+def _raw_file(header, data=b""):
+    header = header if isinstance(header, bytes) else json.dumps(header).encode()
+    return struct.pack("<Q", len(header)) + header + data
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"__metadata__": "skae"}, "not an skae file"),
+    ([{"__metadata__": {"format": "skae"}}], "not an skae file"),
+    (b"[" * 100_000, "not an skae file"),
+    (b"\xff\xfe{}", "not an skae file"),
+    ({"__metadata__": {"format": "skae", "format_version": 1}}, "format version 1"),
+    ({"__metadata__": {"format": "skae", "format_version": "1", "class": ["Autoencoder"]}},
+     "does not load"),
+    ({"__metadata__": {"format": "skae", "format_version": "1", "class": "Autoencoder"},
+      "w": {"dtype": "F32", "shape": [1000], "data_offsets": [0, 4000]}}, "truncated"),
+])
+def test_malformed_headers_are_refused(tmp_path, header, message):
+    (tmp_path / "bad.skae").write_bytes(_raw_file(header))
+    with pytest.raises(ValueError, match=message):
+        skae.load(tmp_path / "bad.skae")
+
+
+def test_the_rewrite_helper_itself_produces_loadable_files(saved, tmp_path, unit_data):
+    """Control for the crafted-file tests: an unchanged rewrite loads fine."""
+    ae, path = saved
+    good = _rewrite(path, tmp_path / "good.skae", lambda metadata: None)
+    np.testing.assert_array_equal(skae.load(good).transform(unit_data), ae.transform(unit_data))
+
+
+def test_newer_format_version_is_refused(saved, tmp_path):
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "new.skae",
+                   lambda metadata: metadata.update(format_version="2"))
+    with pytest.raises(ValueError, match="format version '2'.*newer"):
+        skae.load(bad)
+
+
+def _add_param(params):
+    params["__dict__"].append(["evil", 1])
+    return params
+
+
+def _add_state(name):
+    def add(state):
+        state["__dict__"].append([name, "x"])
+        return state
+    return add
+
+
+@pytest.mark.parametrize("key, function", [
+    ("params", _add_param),                              # not a parameter of the class
+    ("state", _add_state("fit")),                        # would shadow a method
+    ("state", _add_state("__class__")),
+    ("state", _add_state("n_components")),               # a parameter, not fitted state
+    ("state", lambda state: {"__unknown_tag__": state}),
+    ("params", lambda params: [1, 2]),
+    ("state", lambda state: {"__dict__": [[k, {"__array__": "missing"}] if k == "encoder_"
+                                          else [k, v] for k, v in state["__dict__"]]}),
+    ("state", lambda state: {"__dict__": [[k, {"__dict__": []}] if k == "encoder_"
+                                          else [k, v] for k, v in state["__dict__"]]}),
+])
+def test_crafted_but_checksummed_metadata_is_refused(saved, tmp_path, key, function):
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "bad.skae", _mutate_json(key, function))
+    with pytest.raises(ValueError, match="corrupted"):
+        skae.load(bad)
+
+
+# ---------------------------------------------------------------------------------- no code
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_loading_a_malicious_pickle_never_runs_it(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Exploit(marker))
+    pickle.loads(payload).close()  # control: the payload is live
+    assert marker.exists()
+    marker.unlink()
+    for name, content in {"evil.skae": payload,
+                          "evil_in_model.skae": pickle.dumps({"model": _Exploit(marker)})}.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError):
+            skae.load(tmp_path / name)
+        assert not marker.exists()
+
+
+def test_load_never_calls_an_unpickler_or_eval(saved, unit_data, monkeypatch):
+    ae, path = saved
+    skae.load(path)  # warm up lazy imports before exec is forbidden
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("skae.load must not unpickle or evaluate code")
+
+    for module, name in [(pickle, "loads"), (pickle, "load"), (pickle, "Unpickler"),
+                         (torch, "load"), (np, "load"), (joblib, "load"),
+                         (builtins, "eval"), (builtins, "exec")]:
+        monkeypatch.setattr(module, name, forbidden)
+    with pytest.raises(AssertionError):  # control: the trap is armed
+        pickle.loads(pickle.dumps(1))
+    loaded = skae.load(path)
+    np.testing.assert_array_equal(loaded.transform(unit_data), ae.transform(unit_data))

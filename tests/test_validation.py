@@ -1,0 +1,359 @@
+"""Bad input and bad parameters: clear ValueError / TypeError naming the problem, never a torch
+traceback or a silent NaN; the caller's arrays are never modified."""
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skae import Autoencoder
+
+
+@pytest.fixture
+def fitted(unit_data):
+    return Autoencoder(3, max_iter=1, batch_size=64, random_state=0).fit(unit_data)
+
+
+def _with(X, row, col, value):
+    X = X.copy()
+    X[row, col] = value
+    return X
+
+
+# ---------------------------------------------------------------------------------- bad X
+
+BAD_VALUES = [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")]
+
+
+@pytest.mark.parametrize("value, message", BAD_VALUES)
+def test_non_finite_values_are_refused_at_fit(unit_data, value, message):
+    with pytest.raises(ValueError, match=message):
+        Autoencoder(3, max_iter=1).fit(_with(unit_data, 5, 2, value))
+    with pytest.raises(ValueError, match=message):
+        Autoencoder(3).partial_fit(_with(unit_data, 5, 2, value))  # first call
+
+
+@pytest.mark.parametrize("value, message", BAD_VALUES)
+@pytest.mark.parametrize("method", ["transform", "score_samples", "score", "partial_fit"])
+def test_non_finite_values_are_refused_after_fit(fitted, unit_data, value, message, method):
+    before = fitted.transform(unit_data)
+    with pytest.raises(ValueError, match=message):
+        getattr(fitted, method)(_with(unit_data, 0, 0, value))
+    np.testing.assert_array_equal(fitted.transform(unit_data), before)  # nothing was trained
+
+
+@pytest.mark.parametrize("value, message", BAD_VALUES)
+def test_non_finite_codes_are_refused_by_inverse_transform(fitted, value, message):
+    with pytest.raises(ValueError, match=message):
+        fitted.inverse_transform(np.array([[0.0, value, 1.0]]))
+
+
+def test_non_finite_sparse_values_are_refused(unit_data):
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.csr_matrix(_with(unit_data, 1, 1, np.nan))
+    with pytest.raises(ValueError, match="NaN"):
+        Autoencoder(3, max_iter=1).fit(X)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score_samples",
+                                    "inverse_transform"])
+def test_one_dimensional_input_is_refused(fitted, unit_data, method):
+    target = Autoencoder(3, max_iter=1) if "fit" in method else fitted
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        getattr(target, method)(unit_data[0] if method != "inverse_transform" else np.ones(3))
+
+
+def test_three_dimensional_input_is_refused(unit_data):
+    with pytest.raises(ValueError, match="dim 3"):
+        Autoencoder(3, max_iter=1).fit(unit_data.reshape(200, 3, 4))
+
+
+@pytest.mark.parametrize("shape, message", [((0, 12), "0 sample"), ((5, 0), "0 feature")])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_empty_input_is_refused_at_fit(shape, message, method):
+    with pytest.raises(ValueError, match=message):
+        getattr(Autoencoder(3, max_iter=1), method)(np.empty(shape, dtype=np.float32))
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "inverse_transform"])
+def test_empty_input_is_refused_after_fit(fitted, method):
+    width = 3 if method == "inverse_transform" else 12
+    with pytest.raises(ValueError, match="0 sample"):
+        getattr(fitted, method)(np.empty((0, width), dtype=np.float32))
+
+
+def test_strings_are_refused(fitted):
+    strings = np.array([["a", "b"], ["c", "d"]])
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        Autoencoder(2, max_iter=1).fit(strings)
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        fitted.transform(np.full((2, 12), "x"))
+    mixed = np.array([[0.5, "a"], [0.1, "b"]], dtype=object)
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        Autoencoder(2, max_iter=1).fit(mixed)
+
+
+def test_a_string_column_in_a_dataframe_is_refused(unit_data):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(unit_data[:, :3], columns=["a", "b", "c"]).assign(d="text")
+    with pytest.raises(ValueError, match="could not convert string to float"):
+        Autoencoder(2, max_iter=1).fit(df)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit", "transform", "score_samples",
+                                    "inverse_transform"])
+def test_complex_input_is_refused(fitted, unit_data, method):
+    target = Autoencoder(3, max_iter=1) if "fit" in method else fitted
+    X = unit_data[:, :3] if method == "inverse_transform" else unit_data
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        getattr(target, method)(X + 1j)
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "score", "partial_fit"])
+def test_wrong_width_is_refused(fitted, unit_data, method):
+    with pytest.raises(ValueError, match="X has 7 features, but Autoencoder is expecting 12"):
+        getattr(fitted, method)(unit_data[:, :7])
+
+
+@pytest.mark.parametrize("width", [2, 12])
+def test_wrong_code_width_is_refused_by_inverse_transform(fitted, width):
+    with pytest.raises(ValueError, match=f"X has {width} features.*codes of 3 components"):
+        fitted.inverse_transform(np.zeros((4, width)))
+
+
+def test_warm_start_refit_with_another_width_is_refused(unit_data):
+    ae = Autoencoder(3, max_iter=1, warm_start=True, random_state=0).fit(unit_data)
+    with pytest.raises(ValueError, match="X has 7 features, but Autoencoder is expecting 12"):
+        ae.fit(unit_data[:, :7])
+
+
+# ---------------------------------------------------------------------------------- bce domain
+
+OUTSIDE_UNIT = [lambda X: X * 3, lambda X: X - 0.5, lambda X: _with(X, 7, 3, 1.0 + 1e-6)]
+
+
+@pytest.mark.parametrize("shift", OUTSIDE_UNIT)
+def test_bce_refuses_data_outside_the_unit_interval_at_fit(unit_data, shift):
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=r"loss='bce'.*\[0, 1\]"):
+            getattr(Autoencoder(3, loss="bce", max_iter=1), method)(shift(unit_data))
+
+
+@pytest.mark.parametrize("shift", OUTSIDE_UNIT)
+@pytest.mark.parametrize("method", ["score_samples", "score", "partial_fit"])
+def test_bce_refuses_data_outside_the_unit_interval_after_fit(fitted, unit_data, shift, method):
+    assert fitted.loss_ == "bce"  # resolved by loss="auto" from data in [0, 1]
+    with pytest.raises(ValueError, match=r"loss='bce'.*\[0, 1\]"):
+        getattr(fitted, method)(shift(unit_data))
+
+
+def test_bce_refuses_sparse_data_outside_the_unit_interval(fitted, unit_data):
+    sp = pytest.importorskip("scipy.sparse")
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        fitted.score_samples(sp.csr_matrix(unit_data * 2))
+
+
+def test_transform_of_data_outside_the_unit_interval_is_allowed_and_finite(fitted, unit_data):
+    """Encoding needs no likelihood: only scoring and training check the bce domain."""
+    assert np.isfinite(fitted.transform(unit_data * 3)).all()
+
+
+# ---------------------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize("params, name", [
+    (dict(activation="foo"), "activation"),
+    (dict(code_activation="foo"), "code_activation"),
+    (dict(loss="l2"), "loss"),
+    (dict(solver="lbfgs"), "solver"),
+    (dict(n_components=0), "n_components"),
+    (dict(n_components=2.5), "n_components"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(max_iter=0), "max_iter"),
+    (dict(learning_rate_init=0), "learning_rate_init"),
+    (dict(learning_rate_init=-1e-3), "learning_rate_init"),
+    (dict(validation_fraction=1.0), "validation_fraction"),
+    (dict(validation_fraction=0.0), "validation_fraction"),
+    (dict(tol=-1.0), "tol"),
+    (dict(n_iter_no_change=0), "n_iter_no_change"),
+    (dict(kernel_size=0), "kernel_size"),
+    (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=(8, -1)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=(8, 2.5)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=0), "hidden_layer_sizes"),
+    (dict(conv_filters="abc"), "conv_filters"),
+    (dict(conv_filters=(4, 0), image_shape=(3, 4)), "conv_filters"),
+    (dict(image_shape=(0, 5)), "image_shape"),
+    (dict(image_shape=(12,)), "image_shape"),
+    (dict(image_shape=(1, 2, 3, 2)), "image_shape"),
+    (dict(early_stopping="yes"), "early_stopping"),
+    (dict(random_state="seed"), "random_state"),
+    (dict(device=0), "device"),
+])
+def test_bad_parameters_raise_invalid_parameter_error(unit_data, params, name):
+    ae = Autoencoder(**{"n_components": 3, "max_iter": 1, **params})
+    with pytest.raises(InvalidParameterError, match=re.escape(name)):
+        ae.fit(unit_data)
+    assert not hasattr(ae, "encoder_")
+    with pytest.raises(InvalidParameterError, match=re.escape(name)):
+        ae.partial_fit(unit_data)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu", "cuda:-1"])
+def test_unknown_device_is_refused_with_its_name(unit_data, device):
+    with pytest.raises(ValueError, match=re.escape(f"device={device!r}")):
+        Autoencoder(3, max_iter=1, device=device).fit(unit_data)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0"])
+def test_cuda_without_cuda_is_refused(unit_data, device):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        Autoencoder(3, max_iter=1, device=device).fit(unit_data)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_auto_device_falls_back_to_the_cpu(unit_data):
+    assert Autoencoder(3, max_iter=1, device="auto").fit(unit_data).device_ == "cpu"
+
+
+def test_n_components_none_needs_a_conv_stack(unit_data):
+    with pytest.raises(ValueError, match="n_components=None.*conv"):
+        Autoencoder(None, max_iter=1).fit(unit_data)
+
+
+@pytest.mark.parametrize("image_shape", [(5, 5), (3, 3, 2), (12, 2)])
+def test_image_shape_must_match_the_number_of_features(unit_data, image_shape):
+    with pytest.raises(ValueError, match=r"image_shape=.* but X has 12 features"):
+        Autoencoder(3, image_shape=image_shape, max_iter=1).fit(unit_data)
+    with pytest.raises(ValueError, match=r"image_shape=.* but X has 12 features"):
+        Autoencoder(3, conv_filters=(2,), image_shape=image_shape, max_iter=1).fit(unit_data)
+
+
+@pytest.mark.parametrize("n_samples, fraction", [(1, 0.1), (3, 0.9), (1, 0.5)])
+def test_early_stopping_with_too_few_samples_is_refused(unit_data, n_samples, fraction):
+    ae = Autoencoder(3, max_iter=2, early_stopping=True, validation_fraction=fraction)
+    with pytest.raises(ValueError, match="early_stopping needs at least one training and one"):
+        ae.fit(unit_data[:n_samples])
+
+
+def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
+    ae = Autoencoder(3, early_stopping=True, random_state=0).partial_fit(unit_data[:1])
+    assert ae.n_iter_ == 1 and ae.validation_scores_ is None
+
+
+# ---------------------------------------------------------------------------------- not fitted
+
+
+@pytest.mark.parametrize("call", [
+    lambda ae, X: ae.transform(X),
+    lambda ae, X: ae.inverse_transform(X[:, :3]),
+    lambda ae, X: ae.score(X),
+    lambda ae, X: ae.score_samples(X),
+    lambda ae, X: ae.sample(2),
+    lambda ae, X: ae.get_feature_names_out(),
+], ids=["transform", "inverse_transform", "score", "score_samples", "sample",
+        "get_feature_names_out"])
+def test_methods_before_fit_raise_not_fitted_error(unit_data, call):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        call(Autoencoder(3), unit_data)
+
+
+# ---------------------------------------------------------------------------------- input arrays
+
+
+def _read_only(X):
+    X = X.copy()
+    X.setflags(write=False)
+    return X
+
+
+@pytest.mark.parametrize("data", ["unit_data", "tabular_data"])
+def test_read_only_input_works_and_matches_writable_input(request, data):
+    X = request.getfixturevalue(data)
+    X_ro = _read_only(X)
+    make = lambda: Autoencoder(3, max_iter=2, batch_size=32, random_state=0)  # noqa: E731
+    writable, read_only = make().fit(X), make().fit(X_ro)
+    np.testing.assert_array_equal(read_only.transform(X_ro), writable.transform(X))
+    np.testing.assert_array_equal(read_only.score_samples(X_ro), writable.score_samples(X))
+    Z_ro = _read_only(writable.transform(X))
+    np.testing.assert_array_equal(read_only.inverse_transform(Z_ro),
+                                  writable.inverse_transform(Z_ro))
+    read_only.partial_fit(X_ro)
+    writable.partial_fit(X)
+    np.testing.assert_array_equal(read_only.transform(X), writable.transform(X))
+    first = Autoencoder(3, batch_size=32, random_state=0).partial_fit(X_ro)
+    np.testing.assert_array_equal(first.transform(X),
+                                  Autoencoder(3, batch_size=32, random_state=0)
+                                  .partial_fit(X).transform(X))
+    np.testing.assert_array_equal(X_ro, X)
+
+
+@pytest.mark.parametrize("data", ["unit_data", "tabular_data"])
+def test_caller_arrays_are_never_modified(request, data):
+    X = request.getfixturevalue(data)
+    for dtype in (np.float32, np.float64):
+        X_in = np.asfortranarray(X.astype(dtype))  # a layout the estimator must not "fix" in place
+        before = X_in.copy()
+        ae = Autoencoder(3, hidden_layer_sizes=(6,), max_iter=2, random_state=0,
+                         early_stopping=True).fit(X_in)
+        Z = ae.transform(X_in)
+        Z_before = Z.copy()
+        ae.inverse_transform(Z)
+        ae.score_samples(X_in)
+        ae.partial_fit(X_in)
+        ae.fit_transform(X_in)
+        np.testing.assert_array_equal(X_in, before)
+        assert X_in.flags.f_contiguous and X_in.dtype == dtype
+        np.testing.assert_array_equal(Z, Z_before)
+
+
+def test_float32_memmap_input_fits_like_the_in_memory_array(tmp_path, unit_data):
+    path = tmp_path / "X.dat"
+    writer = np.memmap(path, dtype=np.float32, mode="w+", shape=unit_data.shape)
+    writer[:] = unit_data
+    writer.flush()
+    del writer
+    X_map = np.memmap(path, dtype=np.float32, mode="r", shape=unit_data.shape)
+    make = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=3, batch_size=32,  # noqa
+                               random_state=0)
+    from_map, in_memory = make().fit(X_map), make().fit(unit_data)
+    # a memmap is read batch by batch, rows sorted within a batch: the same samples per step
+    np.testing.assert_allclose(from_map.transform(X_map), in_memory.transform(unit_data),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(from_map.loss_curve_, in_memory.loss_curve_, rtol=1e-5)
+    assert from_map.transform(X_map).dtype == np.float32
+    np.testing.assert_array_equal(np.asarray(X_map), unit_data)
+
+
+# ---------------------------------------------------------------------------------- failed fits
+
+@pytest.mark.parametrize("make, X_of", [
+    (lambda: Autoencoder(3, device="tpu"), lambda X: X),
+    (lambda: Autoencoder(3, loss="bce"), lambda X: X * 3),
+    (lambda: Autoencoder(3, image_shape=(5, 5)), lambda X: X),
+    (lambda: __import__("skae").ContractiveAutoencoder(3, hidden_layer_sizes=(4,),
+                                                       jacobian="closed_form"), lambda X: X),
+], ids=["device", "bce-domain", "image_shape", "contractive-closed-form"])
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(unit_data, make, X_of):
+    ae = make().set_params(max_iter=1, random_state=0)
+    with pytest.raises(ValueError):
+        ae.fit(X_of(unit_data))
+    with pytest.raises(NotFittedError):
+        ae.transform(unit_data)
+
+
+@pytest.mark.parametrize("bad_params, X_of", [
+    (dict(loss="bce"), lambda X: X),               # tabular data are outside [0, 1]
+    (dict(device="tpu"), lambda X: X[:, :4]),
+])
+def test_a_failed_refit_leaves_the_previous_model_intact(tabular_data, bad_params, X_of):
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data)
+    before = ae.inverse_transform(ae.transform(tabular_data))
+    with pytest.raises(ValueError):
+        ae.set_params(**bad_params).fit(X_of(tabular_data))
+    assert ae.loss_ == "mse" and ae.n_features_in_ == 10
+    np.testing.assert_array_equal(ae.inverse_transform(ae.transform(tabular_data)), before)
