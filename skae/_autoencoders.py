@@ -35,7 +35,7 @@ _N_COMPONENTS = """\
 
 """
 _DENSE_NETWORK = dict(hidden="()", filters="()", code_activation="None")
-_TRAINING = dict(batch_size=256, max_iter=50, random_extra="")
+_TRAINING = dict(batch_size=256, max_iter=50, learning_rate="1e-3", random_extra="")
 
 
 class Autoencoder(BaseAutoencoder):
@@ -346,13 +346,13 @@ class SparseAutoencoder(BaseAutoencoder):
 
     sparsity_weight : float, default=3.0
         Weight of the penalty, per sample, against a reconstruction loss summed over
-        features (as in Ng's notes, where 3 is the recommended weight). On MNIST, with
-        ``n_components=128``, 3.0 brings the mean code activation to about the target
-        while keeping the reconstruction error close to a plain autoencoder's.
+        features (as in Ng's notes, whose recommended weight is 3). On MNIST, with
+        ``n_components=128`` and 10 epochs, 3.0 brings the mean code activation on test
+        digits to about 0.09 (target 0.05); see the README for the reconstruction cost.
 
 """,
         network=dict(hidden="()", filters="()", code_activation='"logistic"'),
-        training=_TRAINING,
+        training=dict(_TRAINING, learning_rate="3e-3"),
         see_also="""
     See Also
     --------
@@ -393,7 +393,7 @@ class SparseAutoencoder(BaseAutoencoder):
         code_activation="logistic",
         loss="auto",
         solver="adam",
-        learning_rate_init=1e-3,
+        learning_rate_init=3e-3,
         batch_size=256,
         max_iter=50,
         tol=1e-4,
@@ -439,6 +439,13 @@ class SparseAutoencoder(BaseAutoencoder):
                              f"{activation!r}; use sparsity='l1' for other activations.")
         return activation
 
+    def _initialize(self, X):
+        super()._initialize(X)
+        if self.sparsity == "kl":  # start every code unit at the target mean activation
+            target = self.sparsity_target
+            with torch.no_grad():
+                self.encoder_.code_layer.bias.fill_(math.log(target / (1 - target)))
+
     def _penalties(self, net_input, encoded, generator):
         if self.sparsity == "kl":
             penalty = _losses.kl_sparsity(encoded, self.sparsity_target)
@@ -458,10 +465,11 @@ class ContractiveAutoencoder(BaseAutoencoder):
 """,
         _N_COMPONENTS.format(none="", default=32, none_text=""),
         variant_params="""\
-    contraction_weight : float, default=0.1
+    contraction_weight : float, default=1.0
         Weight of the penalty, per sample, against a reconstruction loss summed over
-        features. The Jacobian is taken with respect to the network's input (the
-        standardised data for ``loss_="mse"``).
+        features. The Jacobian is taken with respect to the network's input, the
+        standardised data. On MNIST (32 logistic units, 10 epochs) 1.0 cuts the Jacobian's
+        squared norm about five-fold at no cost in reconstruction error.
 
     jacobian : {"auto", "closed_form", "exact", "projection"}, default="auto"
         How the penalty is computed: ``"closed_form"`` for a single dense logistic layer;
@@ -505,7 +513,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         self,
         n_components=32,
         *,
-        contraction_weight=0.1,
+        contraction_weight=1.0,
         jacobian="auto",
         hidden_layer_sizes=(),
         conv_filters=(),
@@ -597,7 +605,7 @@ class VariationalAutoencoder(BaseAutoencoder):
 
 """,
         network=dict(hidden="(256,)", filters="()", code_activation="None"),
-        training=dict(batch_size=100, max_iter=50, random_extra=", the reparameterisation"),
+        training=dict(_TRAINING, batch_size=100, random_extra=", the reparameterisation"),
         see_also="""
     See Also
     --------
@@ -714,8 +722,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         eps = torch.randn((n_samples,) + mean.shape, generator=generator, dtype=x.dtype).to(x.device)
         z = mean + torch.exp(0.5 * log_var) * eps
         output = decoder(z.reshape(-1, mean.shape[1]))
-        target = x_net.repeat(n_samples, 1)
-        log_px = -self._nll(output, target).reshape(n_samples, -1)
+        target = self._target(x, x_net).repeat(n_samples, 1)
+        log_px = -self._log_density_shift(self._nll(output, target)).reshape(n_samples, -1)
         log_pz = -0.5 * (z.square().sum(-1) + mean.shape[1] * _losses.LOG_2PI)
         log_qz = -0.5 * (eps.square() + log_var + _losses.LOG_2PI).sum(-1)
         return torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(n_samples)
@@ -759,10 +767,14 @@ class VariationalAutoencoder(BaseAutoencoder):
         mean, log_var = self._posterior(encoder(x_net))
         eps = torch.randn(mean.shape[1], generator=torch.Generator().manual_seed(self._seed))
         z = mean + torch.exp(0.5 * log_var) * eps.to(dtype=x.dtype, device=x.device)
-        nll = self._nll(decoder(z), x_net)
-        if self._x_scale is not None:  # density of the data, not of the standardised data
-            nll = nll + x.shape[1] * math.log(self._x_scale)
+        nll = self._log_density_shift(self._nll(decoder(z), self._target(x, x_net)))
         return -(nll + _losses.gaussian_kl(mean, log_var))
+
+    def _log_density_shift(self, nll):
+        """A Gaussian decoder's density is of the standardised data: convert to data units."""
+        if self.loss_ == "bce":
+            return nll
+        return nll + self.n_features_in_ * math.log(self._x_scale)
 
     def _draw_codes(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))

@@ -297,8 +297,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Per-sample score of a batch ``x`` (raw scale); higher is better."""
         encoder, decoder = networks
         x_net = self._scaler(x, "normalize")
-        error = reconstruction(decoder(self._code(encoder(x_net))), x_net, self.loss_)
-        return -error if self._x_scale is None else -error * self._x_scale**2
+        output = decoder(self._code(encoder(x_net)))
+        error = reconstruction(output, self._target(x, x_net), self.loss_)
+        return -error if self.loss_ == "bce" else -error * self._x_scale**2
 
     def _draw_codes(self, n_samples, rng):
         """Codes to decode in :meth:`sample`."""
@@ -336,7 +337,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.device_ = _resolve_device(self.device)
         self.loss_ = self._resolve_loss(X)
         self._check_loss_domain(X)
-        self._x_mean, self._x_scale = _scaling_stats(X) if self.loss_ == "mse" else (None, None)
+        self._x_mean, self._x_scale = _scaling_stats(X)
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1])
         self.n_components_ = self._architecture.code_size
@@ -418,8 +419,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """The training objective of one batch: named scalar loss terms."""
         def objective(x):
             corrupted = self._corrupt(x, generator)
-            target = self._scaler(x, "normalize")
-            net_input = target if corrupted is x else self._scaler(corrupted, "normalize")
+            net_input = self._scaler(corrupted, "normalize")
+            target = self._target(x, net_input if corrupted is x else None)
             encoded = self.encoder_(net_input)
             code, terms = self._sample_code(encoded, generator)
             error = self._reconstruction(self.decoder_(code), target)
@@ -458,10 +459,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         encoder, _ = self._networks_for(X.dtype)
         return self._map_rows(X, lambda x: self._code(encoder(self._scaler(x, "normalize"))))
 
-    def _scaler(self, x, direction):
-        """Standardise (``"normalize"``) or undo it (``"denormalize"``) for squared error."""
-        if self._x_scale is None:
+    def _target(self, x, x_net=None):
+        """Reconstruction target of clean data ``x``: ``x`` itself for BCE, else standardised.
+
+        ``x_net`` is ``x`` standardised, when already at hand.
+        """
+        if self.loss_ == "bce":
             return x
+        return self._scaler(x, "normalize") if x_net is None else x_net
+
+    def _scaler(self, x, direction):
+        """Standardise (``"normalize"``) or undo it (``"denormalize"``)."""
         mean = torch.tensor(self._x_mean, dtype=x.dtype, device=x.device)  # may be read-only
         if direction == "normalize":
             return (x - mean) / self._x_scale

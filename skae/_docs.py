@@ -30,16 +30,18 @@ _NETWORK_PARAMS = """\
     loss : {{"auto", "bce", "mse"}}, default="auto"
         Reconstruction loss, summed over features and averaged over samples. ``"bce"`` is
         binary cross-entropy with a sigmoid output and needs data in [0, 1]; ``"mse"`` is
-        squared error with a linear output (the network sees data standardised by a
-        per-feature mean and one global scale, undone on output). ``"auto"`` picks
-        ``"bce"`` when the training data lie in [0, 1], else ``"mse"``.
+        squared error with a linear output. ``"auto"`` picks ``"bce"`` when the training
+        data lie in [0, 1], else ``"mse"``. Whatever the loss, the encoder sees the data
+        standardised by the training data's per-feature mean and one global scale (an exact
+        reparameterisation of the first layer that lets any activation train on uncentred
+        data); for ``"mse"`` the decoder's output is mapped back to the data's units.
 """
 
 _TRAINING_PARAMS = """\
     solver : {{"adam", "adamw", "sgd", "rmsprop", "adadelta"}}, default="adam"
         Optimizer (``"sgd"`` uses Nesterov momentum 0.9).
 
-    learning_rate_init : float, default=1e-3
+    learning_rate_init : float, default={learning_rate}
         Learning rate.
 
     batch_size : int, default={batch_size}
