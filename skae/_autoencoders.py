@@ -14,10 +14,9 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _losses
-from ._base import _FLOAT_DTYPES, BaseAutoencoder, _in_unit_interval
+from ._base import BaseAutoencoder, _check_n_samples, _in_unit_interval
 from ._docs import compose
 
 __all__ = [
@@ -703,11 +702,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         log_likelihood : ndarray of shape (n_samples_X,)
             The estimate per sample, in the floating dtype of ``X``.
         """
-        check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
-        self._check_loss_domain(X)
+        X = self._validate_scored_X(X)
+        _check_n_samples(n_samples)
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
         generator = torch.Generator().manual_seed(seed)
         networks = self._networks_for(X.dtype)
@@ -719,7 +715,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         encoder, decoder = networks
         x_net = self._scaler(x, "normalize")
         mean, log_var = self._posterior(encoder(x_net))
-        eps = torch.randn((n_samples,) + mean.shape, generator=generator, dtype=x.dtype).to(x.device)
+        eps = torch.randn((n_samples,) + mean.shape, generator=generator, dtype=x.dtype)
+        eps = eps.to(x.device)
         z = mean + torch.exp(0.5 * log_var) * eps
         output = decoder(z.reshape(-1, mean.shape[1]))
         target = self._target(x, x_net).repeat(n_samples, 1)

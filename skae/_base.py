@@ -22,7 +22,12 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError, Interval, StrOptions
@@ -94,7 +99,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if reason == "max_iter":
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.", ConvergenceWarning)
+                "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=2)
         self._update_code_distribution(X, reset=True)
         return self
 
@@ -182,9 +187,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         scores : ndarray of shape (n_samples,)
             One score per sample, in the floating dtype of ``X``.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
-        self._check_loss_domain(X)
+        X = self._validate_scored_X(X)
         networks = self._networks_for(X.dtype)
         return self._map_rows(X, lambda x: self._score_tensor(x, networks))
 
@@ -224,8 +227,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Generated samples (float64).
         """
         check_is_fitted(self)
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        _check_n_samples(n_samples)
         codes = self._draw_codes(int(n_samples), check_random_state(random_state))
         return self.inverse_transform(codes)
 
@@ -323,6 +325,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=_FLOAT_DTYPES)
         if not reset:
             self._check_loss_domain(X)
+        return X
+
+    def _validate_scored_X(self, X):
+        """Data to score: fitted model, right width, and in [0, 1] for BCE."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse="csr", dtype=_FLOAT_DTYPES)
+        self._check_loss_domain(X)
         return X
 
     def _check_loss_domain(self, X):
@@ -433,8 +442,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.decoder_.eval()
         with torch.inference_mode():
             networks = (self.encoder_, self.decoder_)
+            chunks = np.array_split(indices, max(1, len(indices) // _INFERENCE_BATCH))
             total = sum(float(self._score_tensor(source.take(idx), networks).sum())
-                        for idx in np.array_split(indices, max(1, len(indices) // _INFERENCE_BATCH)))
+                        for idx in chunks)
         self.encoder_.train()
         self.decoder_.train()
         return total / len(indices)
@@ -449,8 +459,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return
         count, mean, scatter = self._code_stats
         total, delta = count + n, mean_b - mean
-        self._code_stats = (total, mean + delta * n / total,
-                            scatter + centred.T @ centred + np.outer(delta, delta) * count * n / total)
+        scatter = scatter + centred.T @ centred + np.outer(delta, delta) * count * n / total
+        self._code_stats = (total, mean + delta * n / total, scatter)
 
     # ------------------------------------------------------------------ inference helpers
 
@@ -540,6 +550,11 @@ def _unchanged_on_error(estimator):
         raise
 
 
+def _check_n_samples(n_samples):
+    if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+
+
 def _in_unit_interval(X):
     if X.shape[0] == 0:
         return True
@@ -578,7 +593,8 @@ def _resolve_device(device):
                                        and backend.is_available()):
         raise ValueError(f"device={device!r} was requested but {resolved.type.upper()} is not "
                          "available on this machine; use device='cpu' or device='auto'.")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+    n_cuda = torch.cuda.device_count() if resolved.type == "cuda" else 0
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= n_cuda:
         raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA devices exist.")
     return str(resolved)
 

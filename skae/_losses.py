@@ -66,7 +66,8 @@ def jacobian_frobenius(encode, x, create_graph=True):
     code = encode(x)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for j in range(code.shape[1]):
-        (grad,) = torch.autograd.grad(code[:, j].sum(), x, create_graph=create_graph, retain_graph=True)
+        (grad,) = torch.autograd.grad(code[:, j].sum(), x, create_graph=create_graph,
+                                      retain_graph=True)
         total = total + grad.flatten(1).square().sum(dim=1)
     return total
 
@@ -81,7 +82,8 @@ def jacobian_frobenius_projection(encode, x, generator, n_projections=1, create_
     code = encode(x)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for _ in range(n_projections):
-        v = torch.randn(code.shape, generator=generator, dtype=code.dtype, device="cpu").to(code.device)
-        (grad,) = torch.autograd.grad(code, x, grad_outputs=v, create_graph=create_graph, retain_graph=True)
+        v = torch.randn(code.shape, generator=generator, dtype=code.dtype).to(code.device)
+        (grad,) = torch.autograd.grad(code, x, grad_outputs=v, create_graph=create_graph,
+                                      retain_graph=True)
         total = total + grad.flatten(1).square().sum(dim=1)
     return total / n_projections

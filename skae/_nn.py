@@ -98,7 +98,7 @@ class ImageView(nn.Module):
 
 def _dense_stack(sizes, activation, last_activation):
     layers = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         layers.append(nn.Linear(n_in, n_out))
         is_last = i == len(sizes) - 2
         layers.append(ACTIVATIONS[last_activation if is_last else activation]())
@@ -156,7 +156,8 @@ class Encoder(nn.Sequential):
         layers = _conv_encoder(arch) if arch.conv_filters else []
         width = conv_output_size(arch.image_shape, arch.conv_filters) or arch.n_features
         if arch.code_width is None:  # the flattened feature map is the code
-            layers += _dense_stack((width,) + arch.hidden_layer_sizes, arch.activation, arch.activation)
+            sizes = (width,) + arch.hidden_layer_sizes
+            layers += _dense_stack(sizes, arch.activation, arch.activation)
         else:
             sizes = (width,) + arch.hidden_layer_sizes + (arch.code_width,)
             layers += _dense_stack(sizes, arch.activation, arch.code_activation)
