@@ -29,6 +29,7 @@ import csv
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -226,6 +227,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    # every model trains for a fixed number of epochs: stopping at max_iter is the plan
+    from sklearn.exceptions import ConvergenceWarning
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
     max_iter = args.max_iter or DEFAULT_MAX_ITER[args.dataset]
     registry = make_registry(max_iter=max_iter, random_state=args.random_state)
     names = args.models or list(registry)

@@ -27,11 +27,13 @@ import argparse
 import datetime
 import platform
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
 
 from skae import (
     Autoencoder,
@@ -49,9 +51,10 @@ def mse(est, X_in, X_target):
 
 
 def jacobian_norm(est, X):
-    """Mean squared Frobenius norm of d code / d input over the rows of ``X`` (autograd)."""
+    """Mean squared Frobenius norm of d code / d pixel over the rows of ``X`` (autograd)."""
     x = torch.from_numpy(X)
-    return float(np.mean([jacobian_frobenius(est.encoder_, x[i:i + 500], create_graph=False).mean()
+    encode = lambda v: est.encoder_(est._scaler(v, "normalize"))  # noqa: E731
+    return float(np.mean([jacobian_frobenius(encode, x[i:i + 500], create_graph=False).mean()
                           for i in range(0, len(x), 500)]))
 
 
@@ -138,6 +141,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", choices=list(CLAIMS), default=list(CLAIMS))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mnist_claims.md"))
     args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     data = (load_mnist("train", return_X_y=True)[0], load_mnist("test", return_X_y=True)[0])
     lines = [f"## {datetime.date.today()} — `python benchmarks/mnist_claims.py --only "
              f"{' '.join(args.only)}`", "",

@@ -99,7 +99,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if reason == "max_iter":
             warnings.warn(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=2)
+                "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
         self._update_code_distribution(X, reset=True)
         return self
 
