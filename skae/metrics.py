@@ -1,0 +1,276 @@
+"""Reconstruction metrics and label-free scorers for any invertible transformer.
+
+``PCA.score`` is an average Gaussian log-likelihood and an autoencoder's ``score`` is minus
+its training loss, so the two cannot be ranked against each other in a model search. The
+functions here measure what both do, reconstruct ``X`` from its code,
+``X_hat = estimator.inverse_transform(estimator.transform(X))``, on a common scale:
+
+- :func:`reconstruction_mse`: the squared error per entry of ``X``;
+- :func:`reconstruction_r2`: the fraction of the variance of ``X`` that the reconstruction
+  explains; for a fitted ``PCA`` on its training data it equals
+  ``explained_variance_ratio_.sum()``.
+
+They accept ``PCA``, ``IncrementalPCA``, ``KernelPCA(fit_inverse_transform=True)``, every
+skae estimator and a ``Pipeline`` whose steps all have ``inverse_transform``.
+
+:func:`neg_reconstruction_mse_scorer` and :func:`reconstruction_r2_scorer` are scorers
+(``scorer(estimator, X, y=None)``, greater is better) for ``GridSearchCV(scoring=...)``,
+``cross_validate`` and friends; they ignore ``y``, so a search can run without labels.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import gen_batches
+from sklearn.utils.validation import check_array
+
+__all__ = [
+    "neg_reconstruction_mse_scorer",
+    "reconstruction_mse",
+    "reconstruction_r2",
+    "reconstruction_r2_scorer",
+]
+
+# Residuals are formed in float64 blocks of about this many entries, so scoring a large
+# (or sparse) X never holds more than one dense float64 block beyond the reconstruction.
+_BLOCK_ENTRIES = 1 << 22
+
+
+def reconstruction_mse(estimator, X):
+    """Mean squared reconstruction error per entry of ``X``.
+
+    ``mean((X - estimator.inverse_transform(estimator.transform(X))) ** 2)`` over all
+    samples and features, computed in float64: the same number as
+    ``sklearn.metrics.mean_squared_error(X, X_hat)``. Lower is better; for a
+    greater-is-better scorer see :func:`neg_reconstruction_mse_scorer`.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+        Any estimator with ``transform`` and ``inverse_transform``: ``PCA``,
+        ``KernelPCA(fit_inverse_transform=True)``, a skae autoencoder, or a ``Pipeline`` in
+        which every step has ``inverse_transform``.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data to reconstruct; passed to ``estimator.transform`` as given.
+
+    Returns
+    -------
+    mse : float
+        Squared error averaged over samples and features, in the squared units of ``X``.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` has no ``transform`` or no ``inverse_transform``.
+
+    See Also
+    --------
+    reconstruction_r2 : The same error as a fraction of the variance of ``X``.
+    neg_reconstruction_mse_scorer : Minus this value, as a scorer for model selection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.metrics import reconstruction_mse
+    >>> X = np.array([[0., 0., 1.], [1., 1., 0.], [2., 2., 1.], [3., 3., 0.]])
+    >>> pca = PCA(n_components=1).fit(X)
+    >>> round(reconstruction_mse(pca, X), 4)
+    0.0653
+    >>> round(reconstruction_mse(PCA(n_components=3).fit(X), X), 12)
+    0.0
+    """
+    sse, _, size = _reconstruction_sums(estimator, X, need_total=False)
+    return sse / size
+
+
+def reconstruction_r2(estimator, X):
+    """Fraction of the variance of ``X`` explained by its reconstruction.
+
+    ``1 - SSE / SST``, with ``SSE`` the squared error of
+    ``X_hat = estimator.inverse_transform(estimator.transform(X))`` summed over all
+    entries and ``SST`` the squared deviation of ``X`` from its own per-feature mean,
+    summed likewise. That is ``sklearn.metrics.r2_score(X, X_hat,
+    multioutput="variance_weighted")``, and for a ``PCA`` on the data it was fitted on it
+    equals ``pca.explained_variance_ratio_.sum()`` (both sides divide by
+    ``n_samples - 1``): the autoencoder analogue of PCA's explained variance. Higher is
+    better; 1 is a perfect reconstruction and a model that always outputs the mean of
+    ``X`` scores 0. A model that outputs another constant (its training mean, on new
+    data) scores below 0.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+        Any estimator with ``transform`` and ``inverse_transform``: ``PCA``,
+        ``KernelPCA(fit_inverse_transform=True)``, a skae autoencoder, or a ``Pipeline`` in
+        which every step has ``inverse_transform``.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data to reconstruct; passed to ``estimator.transform`` as given. Its per-feature
+        mean is the baseline, as in ``r2_score``.
+
+    Returns
+    -------
+    r2 : float
+        Explained variance fraction, at most 1. When every feature of ``X`` is constant
+        (``SST = 0``, e.g. a single sample), it is 1.0 for an exact reconstruction and
+        0.0 otherwise, following ``r2_score``'s ``force_finite=True``.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` has no ``transform`` or no ``inverse_transform``.
+
+    See Also
+    --------
+    reconstruction_mse : The unnormalised squared error.
+    reconstruction_r2_scorer : This value as a scorer for model selection.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from skae.metrics import reconstruction_r2
+    >>> X = np.array([[0., 0., 1.], [1., 1., 0.], [2., 2., 1.], [3., 3., 0.]])
+    >>> pca = PCA(n_components=1).fit(X)
+    >>> round(reconstruction_r2(pca, X), 4)
+    0.9288
+    >>> round(float(pca.explained_variance_ratio_.sum()), 4)
+    0.9288
+    """
+    sse, sst, _ = _reconstruction_sums(estimator, X, need_total=True)
+    if sst == 0.0:
+        return 1.0 if sse == 0.0 else 0.0
+    return 1.0 - sse / sst
+
+
+def neg_reconstruction_mse_scorer(estimator, X, y=None):
+    """Scorer: minus :func:`reconstruction_mse`, so that greater is better.
+
+    Named after scikit-learn's ``"neg_mean_squared_error"``. Use it as
+    ``GridSearchCV(..., scoring=neg_reconstruction_mse_scorer)`` or as a value of a
+    ``scoring`` dict; fit the search with or without ``y``.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+        Any estimator with ``transform`` and ``inverse_transform``.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data to reconstruct (the held-out fold in a search).
+    y : object, default=None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    score : float
+        ``-reconstruction_mse(estimator, X)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> from skae.metrics import neg_reconstruction_mse_scorer
+    >>> X = np.random.RandomState(0).rand(30, 5)
+    >>> search = GridSearchCV(PCA(), {"n_components": [1, 4]},
+    ...                       scoring=neg_reconstruction_mse_scorer, cv=3).fit(X)
+    >>> search.best_params_
+    {'n_components': 4}
+    """
+    return -reconstruction_mse(estimator, X)
+
+
+def reconstruction_r2_scorer(estimator, X, y=None):
+    """Scorer: :func:`reconstruction_r2`, the explained variance fraction.
+
+    Use it as ``GridSearchCV(..., scoring=reconstruction_r2_scorer)`` or as a value of a
+    ``scoring`` dict; fit the search with or without ``y``. Unlike each estimator's own
+    ``score`` it means the same for ``PCA`` and an autoencoder, so one search can compare
+    them.
+
+    Parameters
+    ----------
+    estimator : fitted transformer
+        Any estimator with ``transform`` and ``inverse_transform``.
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        Data to reconstruct (the held-out fold in a search).
+    y : object, default=None
+        Ignored; present for the scorer signature.
+
+    Returns
+    -------
+    score : float
+        ``reconstruction_r2(estimator, X)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.decomposition import PCA
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from skae.metrics import reconstruction_r2_scorer
+    >>> X = np.random.RandomState(0).rand(30, 5)
+    >>> scores = cross_val_score(PCA(n_components=5), X, scoring=reconstruction_r2_scorer)
+    >>> np.allclose(scores, 1.0)
+    True
+    """
+    return reconstruction_r2(estimator, X)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _reconstruction_sums(estimator, X, *, need_total):
+    """Return ``(SSE, SST, n_entries)`` of the reconstruction of ``X`` in float64.
+
+    ``SST`` (squared deviation from the per-feature mean of ``X``) is None unless
+    ``need_total``.
+    """
+    _check_invertible(estimator)
+    X_check = check_array(X, accept_sparse=True, dtype="numeric", ensure_all_finite=True)
+    X_hat = estimator.inverse_transform(estimator.transform(X))
+    if not sp.issparse(X_hat):
+        X_hat = np.asarray(X_hat)
+    if X_hat.shape != X_check.shape:
+        raise ValueError(
+            f"{_name(estimator)}.inverse_transform(transform(X)) has shape {X_hat.shape}, "
+            f"but X has shape {X_check.shape}; a reconstruction metric needs both in the "
+            "input space.")
+
+    n_samples, n_features = X_check.shape
+    mean = None
+    if need_total:
+        mean = np.asarray(X_check.mean(axis=0, dtype=np.float64)).ravel()
+    sse = 0.0
+    sst = 0.0 if need_total else None
+    rows_per_block = max(1, _BLOCK_ENTRIES // max(n_features, 1))
+    for rows in gen_batches(n_samples, rows_per_block):
+        x = _dense64(X_check[rows])
+        sse += float(np.sum(np.square(x - _dense64(X_hat[rows]))))
+        if need_total:
+            sst += float(np.sum(np.square(x - mean)))
+    return sse, sst, n_samples * n_features
+
+
+def _dense64(block):
+    if sp.issparse(block):
+        block = block.toarray()
+    return np.asarray(block, dtype=np.float64)
+
+
+def _check_invertible(estimator):
+    for method in ("transform", "inverse_transform"):
+        if hasattr(estimator, method):
+            continue
+        culprit = ""
+        steps = getattr(estimator, "steps", None)
+        if isinstance(steps, list):
+            lacking = [name for name, step in steps
+                       if step not in (None, "passthrough") and not hasattr(step, method)]
+            if lacking:
+                culprit = f" (its step(s) {', '.join(map(repr, lacking))} have none)"
+        raise TypeError(
+            f"{_name(estimator)} has no {method} method{culprit}; reconstruction metrics "
+            "need a fitted transformer with both transform and inverse_transform, e.g. PCA, "
+            "KernelPCA(fit_inverse_transform=True) or a skae autoencoder.")
+
+
+def _name(estimator):
+    return type(estimator).__name__

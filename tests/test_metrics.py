@@ -1,0 +1,214 @@
+"""skae.metrics: reconstruction error and explained variance for PCA and autoencoders alike,
+and label-free scorers for model selection."""
+
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.datasets import load_digits
+from sklearn.decomposition import PCA, IncrementalPCA, KernelPCA, TruncatedSVD
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import mean_squared_error, r2_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures
+
+import skae.metrics
+from skae import Autoencoder
+from skae.metrics import (
+    neg_reconstruction_mse_scorer,
+    reconstruction_mse,
+    reconstruction_r2,
+    reconstruction_r2_scorer,
+)
+
+
+class MeanReconstructor(TransformerMixin, BaseEstimator):
+    """Encodes every sample to 0 and decodes every code to the training mean."""
+
+    def fit(self, X, y=None):
+        self.mean_ = np.asarray(X, dtype=float).mean(axis=0)
+        return self
+
+    def transform(self, X):
+        return np.zeros((np.asarray(X).shape[0], 1))
+
+    def inverse_transform(self, Z):
+        return np.tile(self.mean_, (np.asarray(Z).shape[0], 1))
+
+
+class DropsAFeature(MeanReconstructor):
+    """A broken inverse: one feature short of the input space."""
+
+    def inverse_transform(self, Z):
+        return super().inverse_transform(Z)[:, 1:]
+
+
+@pytest.fixture(scope="module")
+def digits_X():
+    return load_digits().data / 16.0
+
+
+def _direct(estimator, X):
+    X_hat = np.asarray(estimator.inverse_transform(estimator.transform(X)), dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    sse = np.sum((X - X_hat) ** 2)
+    sst = np.sum((X - X.mean(axis=0)) ** 2)
+    return sse / X.size, 1 - sse / sst
+
+
+@pytest.mark.parametrize("make", [
+    lambda: PCA(n_components=3),
+    lambda: KernelPCA(n_components=3, kernel="rbf", fit_inverse_transform=True),
+    lambda: Autoencoder(n_components=3, max_iter=2, random_state=0),
+], ids=["PCA", "KernelPCA", "Autoencoder"])
+def test_values_match_a_direct_numpy_computation(make, unit_data):
+    train, test = unit_data[:150], unit_data[150:]
+    estimator = make().fit(train)
+    mse, r2 = _direct(estimator, test)
+    assert reconstruction_mse(estimator, test) == pytest.approx(mse, rel=1e-12)
+    assert reconstruction_r2(estimator, test) == pytest.approx(r2, rel=1e-12)
+    X_hat = estimator.inverse_transform(estimator.transform(test))
+    assert reconstruction_mse(estimator, test) == pytest.approx(
+        mean_squared_error(test.astype(float), X_hat.astype(float)), rel=1e-10)
+    assert reconstruction_r2(estimator, test) == pytest.approx(
+        r2_score(test.astype(float), X_hat.astype(float), multioutput="variance_weighted"),
+        rel=1e-10)
+    assert isinstance(reconstruction_mse(estimator, test), float)
+    assert isinstance(reconstruction_r2(estimator, test), float)
+
+
+@pytest.mark.parametrize("svd_solver", ["full", "covariance_eigh", "arpack"])
+@pytest.mark.parametrize("n_components", [1, 10, 40])
+def test_pca_r2_on_training_data_is_its_explained_variance_ratio(digits_X, svd_solver,
+                                                                  n_components):
+    pca = PCA(n_components=n_components, svd_solver=svd_solver).fit(digits_X)
+    assert reconstruction_r2(pca, digits_X) == pytest.approx(
+        pca.explained_variance_ratio_.sum(), abs=1e-10)
+
+
+def test_whitening_and_incremental_pca_keep_the_identity(digits_X):
+    whitened = PCA(n_components=10, whiten=True).fit(digits_X)
+    assert reconstruction_r2(whitened, digits_X) == pytest.approx(
+        whitened.explained_variance_ratio_.sum(), abs=1e-10)
+    incremental = IncrementalPCA(n_components=10, batch_size=len(digits_X)).fit(digits_X)
+    assert reconstruction_r2(incremental, digits_X) == pytest.approx(
+        incremental.explained_variance_ratio_.sum(), abs=1e-10)
+
+
+def test_perfect_reconstruction_has_r2_one_and_mse_zero(tabular_data):
+    pca = PCA(n_components=tabular_data.shape[1]).fit(tabular_data)
+    assert reconstruction_r2(pca, tabular_data) == pytest.approx(1.0, abs=1e-12)
+    assert reconstruction_mse(pca, tabular_data) == pytest.approx(0.0, abs=1e-20)
+
+
+def test_a_constant_reconstruction_explains_nothing(tabular_data):
+    train, test = tabular_data[:100], tabular_data[100:]
+    mean_model = MeanReconstructor().fit(train)
+    assert reconstruction_r2(mean_model, train) == pytest.approx(0.0, abs=1e-12)
+    assert reconstruction_r2(mean_model, test) <= 0.0
+    assert reconstruction_mse(mean_model, train) == pytest.approx(train.var(axis=0).mean())
+
+
+def test_r2_without_variance_follows_r2_scores_force_finite(tabular_data):
+    mean_model = MeanReconstructor().fit(tabular_data)
+    assert reconstruction_r2(mean_model, mean_model.mean_[None, :]) == 1.0
+    assert reconstruction_r2(mean_model, tabular_data[:1]) == 0.0
+
+
+def test_float32_sparse_and_blocked_inputs_give_the_same_numbers(unit_data, monkeypatch):
+    svd = TruncatedSVD(n_components=4, random_state=0).fit(unit_data.astype(np.float64))
+    X64 = unit_data.astype(np.float64)
+    expected = reconstruction_mse(svd, X64), reconstruction_r2(svd, X64)
+    sparse = sp.csr_matrix(X64)
+    assert reconstruction_mse(svd, sparse) == pytest.approx(expected[0], rel=1e-12)
+    assert reconstruction_r2(svd, sparse) == pytest.approx(expected[1], rel=1e-12)
+    # float32 input: the sums are taken in float64 all the same
+    mse32, r2_32 = _direct(svd, unit_data)
+    assert reconstruction_mse(svd, unit_data) == pytest.approx(mse32, rel=1e-9)
+    assert reconstruction_r2(svd, unit_data) == pytest.approx(r2_32, rel=1e-9)
+    # residuals formed a few rows at a time (13 rows of 12 features per block)
+    monkeypatch.setattr(skae.metrics, "_BLOCK_ENTRIES", 13 * 12)
+    assert reconstruction_mse(svd, X64) == pytest.approx(expected[0], rel=1e-12)
+    assert reconstruction_r2(svd, sparse) == pytest.approx(expected[1], rel=1e-12)
+
+
+def test_dataframe_input_keeps_feature_names(tabular_data):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(tabular_data, columns=[f"f{i}" for i in range(10)])
+    pca = PCA(n_components=3).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = reconstruction_r2(pca, frame)
+    assert value == pytest.approx(_direct(pca, frame)[1], rel=1e-12)
+
+
+def test_grid_search_over_pca_with_the_r2_scorer_picks_the_most_components(digits_X):
+    search = GridSearchCV(PCA(), {"n_components": [2, 5, 10]},
+                          scoring=reconstruction_r2_scorer).fit(digits_X)
+    assert search.best_params_ == {"n_components": 10}
+    scores = search.cv_results_["mean_test_score"]
+    assert np.all(np.diff(scores) > 0) and np.all((0 < scores) & (scores < 1))
+
+
+def test_scorers_ignore_labels(digits_X):
+    y = load_digits().target
+    scores = cross_val_score(PCA(n_components=5), digits_X, y, cv=3,
+                             scoring=neg_reconstruction_mse_scorer)
+    unlabelled = cross_val_score(PCA(n_components=5), digits_X, cv=3,
+                                 scoring=neg_reconstruction_mse_scorer)
+    np.testing.assert_allclose(scores, unlabelled)
+    assert np.all(scores < 0)
+
+
+def test_grid_search_over_an_autoencoder_pipeline_with_the_mse_scorer(digits_X):
+    pipe = Pipeline([("scale", MinMaxScaler()),
+                     ("reduce", Autoencoder(max_iter=5, random_state=0))])
+    search = GridSearchCV(pipe, {"reduce__n_components": [2, 8]},
+                          scoring=neg_reconstruction_mse_scorer, cv=2).fit(digits_X)
+    assert search.best_params_["reduce__n_components"] in (2, 8)
+    assert np.isfinite(search.best_score_) and search.best_score_ < 0
+    assert search.score(digits_X) == pytest.approx(
+        -reconstruction_mse(search.best_estimator_, digits_X))
+
+
+def test_multi_metric_search_refits_on_the_named_metric(digits_X):
+    search = GridSearchCV(
+        PCA(), {"n_components": [3, 6]}, cv=2, refit="r2",
+        scoring={"r2": reconstruction_r2_scorer, "mse": neg_reconstruction_mse_scorer},
+    ).fit(digits_X)
+    results = search.cv_results_
+    assert {"mean_test_r2", "mean_test_mse", "rank_test_r2", "rank_test_mse"} <= set(results)
+    assert search.best_index_ == int(np.argmax(results["mean_test_r2"]))
+    assert search.best_params_ == {"n_components": 6}
+    assert np.all(results["mean_test_mse"] < 0)
+
+
+def test_a_transformer_without_inverse_transform_is_a_type_error(tabular_data):
+    poly = PolynomialFeatures(degree=2).fit(tabular_data)
+    with pytest.raises(TypeError, match="PolynomialFeatures has no inverse_transform"):
+        reconstruction_mse(poly, tabular_data)
+    with pytest.raises(TypeError, match="PolynomialFeatures has no inverse_transform"):
+        reconstruction_r2_scorer(poly, tabular_data)
+    pipe = Pipeline([("expand", PolynomialFeatures()), ("reduce", PCA(2))]).fit(tabular_data)
+    with pytest.raises(TypeError, match=r"Pipeline has no inverse_transform.*'expand'"):
+        reconstruction_r2(pipe, tabular_data)
+
+
+def test_an_estimator_without_transform_is_a_type_error(digits_X):
+    y = load_digits().target
+    clf = LogisticRegression(max_iter=5).fit(digits_X[:100], y[:100])
+    with pytest.raises(TypeError, match="LogisticRegression has no transform"):
+        reconstruction_r2(clf, digits_X[:100])
+    pipe = Pipeline([("reduce", PCA(2)), ("clf", LogisticRegression(max_iter=5))])
+    pipe.fit(digits_X[:100], y[:100])
+    with pytest.raises(TypeError, match=r"Pipeline has no transform.*'clf'"):
+        reconstruction_mse(pipe, digits_X[:100])
+
+
+def test_a_reconstruction_outside_the_input_space_is_a_value_error(tabular_data):
+    broken = DropsAFeature().fit(tabular_data)
+    with pytest.raises(ValueError, match=r"shape \(200, 9\), but X has shape \(200, 10\)"):
+        reconstruction_mse(broken, tabular_data)
