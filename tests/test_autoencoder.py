@@ -303,3 +303,17 @@ def test_fit_does_not_change_parameters(unit_data):
     params = ae.get_params()
     ae.fit(unit_data)
     assert ae.get_params() == params and ae.hidden_layer_sizes == [8]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_concurrent_transforms_from_many_threads(unit_data, dtype):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = unit_data.astype(dtype)
+    ae = Autoencoder(3, hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)
+    expected = ae.transform(X)
+    chunks = [X[i::16] for i in range(16)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(ae.transform, chunks * 4))
+    for i, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[i % 16 :: 16], rtol=1e-6)
