@@ -1,0 +1,715 @@
+"""Visualisations of fitted autoencoders, in scikit-learn's Display style.
+
+Each ``*Display`` stores the data it draws; its ``from_estimator`` classmethod computes
+those data from a fitted estimator and calls :meth:`plot`, which draws on a given
+matplotlib ``Axes`` (or a new figure) and stores the ``ax_`` and ``figure_`` it used.
+matplotlib is imported only when something is drawn, so ``import skae.plotting`` does
+not need it.
+"""
+
+import math
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = [
+    "FilterDisplay",
+    "LatentSpaceDisplay",
+    "LossCurveDisplay",
+    "ManifoldDisplay",
+    "ReconstructionDisplay",
+]
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _get_ax(ax):
+    """``(ax, figure)``: the given Axes, or a new one on a new figure."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots()
+    return ax, ax.figure
+
+
+def _mosaic(images, n_rows, n_cols, pad=1, fill=np.nan):
+    """Tile ``images`` row by row into one ``n_rows x n_cols`` image.
+
+    Parameters
+    ----------
+    images : array-like of shape (n_images, h, w) or (n_images, h, w, 3)
+        At most ``n_rows * n_cols`` images; missing tiles are left as ``fill``.
+    n_rows, n_cols : int
+        Grid size.
+    pad : int, default=1
+        Width in pixels of the separators between tiles (filled with ``fill``).
+    fill : float, default=nan
+        Value of separators and empty tiles (``nan`` shows as background in ``imshow``).
+
+    Returns
+    -------
+    mosaic : ndarray of shape (n_rows*(h+pad)-pad, n_cols*(w+pad)-pad[, 3])
+        Tile ``k`` starts at row ``(k // n_cols) * (h + pad)``, column
+        ``(k % n_cols) * (w + pad)``.
+    """
+    images = np.asarray(images, dtype=float)
+    if len(images) > n_rows * n_cols:
+        raise ValueError(f"{len(images)} images do not fit a {n_rows} x {n_cols} grid.")
+    h, w = images.shape[1:3]
+    out = np.full((n_rows * (h + pad) - pad, n_cols * (w + pad) - pad) + images.shape[3:],
+                  fill, dtype=float)
+    for k, image in enumerate(images):
+        r, c = divmod(k, n_cols)
+        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = image
+    return out
+
+
+def _normalize_image_shape(image_shape, n_features):
+    """``image_shape`` as an ``(h, w, c)`` tuple holding ``n_features`` values."""
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) == 2:
+        shape = shape + (1,)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(
+            "image_shape must be (height, width) or (height, width, channels), got "
+            f"{image_shape!r}.")
+    if math.prod(shape) != n_features:
+        raise ValueError(
+            f"image_shape={image_shape!r} holds {math.prod(shape)} values, but the data have "
+            f"{n_features} features.")
+    return shape
+
+
+def _resolve_image_shape(estimator, image_shape, n_features, infer=True):
+    """The image shape to draw with: argument, ``estimator.image_shape_``, or a square."""
+    if image_shape is not None:
+        return _normalize_image_shape(image_shape, n_features)
+    fitted = getattr(estimator, "image_shape_", None)
+    if fitted is not None and fitted[0] > 1:  # (1, n, 1) is a 1-D signal, not an image
+        return _normalize_image_shape(fitted, n_features)
+    side = math.isqrt(n_features)
+    if infer and side > 1 and side * side == n_features:
+        return (side, side, 1)
+    return None
+
+
+def _to_images(X, image_shape):
+    """Rows of ``X`` as drawable images: ``(n, h, w)`` gray, or ``(n, h, w, 3)`` colour.
+
+    Images with 3 channels are kept in colour; any other channel count shows channel 0.
+    """
+    X = np.asarray(X, dtype=float)
+    h, w, c = _normalize_image_shape(image_shape, X.shape[1])
+    images = X.reshape(len(X), h, w, c)
+    return images if c == 3 else images[..., 0]
+
+
+def _to_unit_range(images):
+    """Colour images scaled to [0, 1] when they leave it (``imshow`` clips RGB)."""
+    lo, hi = np.nanmin(images), np.nanmax(images)
+    if lo >= 0 and hi <= 1:
+        return images
+    return (images - lo) / (hi - lo) if hi > lo else np.zeros_like(images)
+
+
+def _show_mosaic(ax, mosaic):
+    """``imshow`` a mosaic in gray (or colour) without ticks; returns the image artist."""
+    im = ax.imshow(mosaic, cmap="gray", interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+# ---------------------------------------------------------------------- reconstruction
+
+
+class ReconstructionDisplay:
+    """Inputs next to their reconstructions, or the per-feature reconstruction error.
+
+    With an image shape, :meth:`plot` draws one mosaic on a single Axes: the inputs in
+    the top row and their reconstructions below, on one gray scale (colour for 3
+    channels, channel 0 for other channel counts). Without one (tabular data) it draws
+    a bar chart of the mean squared reconstruction error of each feature over ``X``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Inputs.
+    X_reconstructed : array-like of shape (n_samples, n_features)
+        Their reconstructions.
+    image_shape : tuple of int, default=None
+        ``(height, width)`` or ``(height, width, channels)`` of a row of ``X`` (C-order
+        flattening); ``None`` for tabular data.
+    feature_names : array-like of str, default=None
+        Bar labels for tabular data; ``None`` numbers the features.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+        The Axes drawn on.
+    figure_ : matplotlib Figure
+        Its figure.
+    im_ : matplotlib AxesImage or None
+        The mosaic (images only).
+    bars_ : matplotlib BarContainer or None
+        The bars (tabular data only).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import Autoencoder
+    >>> from skae.plotting import ReconstructionDisplay
+    >>> X = np.random.RandomState(0).rand(20, 16)
+    >>> ae = Autoencoder(2, max_iter=2, random_state=0).fit(X)
+    >>> disp = ReconstructionDisplay.from_estimator(ae, X, n_samples=5)
+    >>> disp.ax_.images[0].get_array().shape
+    (9, 24)
+    """
+
+    def __init__(self, X, X_reconstructed, *, image_shape=None, feature_names=None):
+        self.X = X
+        self.X_reconstructed = X_reconstructed
+        self.image_shape = image_shape
+        self.feature_names = feature_names
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, n_samples=10, image_shape=None, ax=None):
+        """Reconstruct ``X`` with a fitted autoencoder and plot.
+
+        Parameters
+        ----------
+        estimator : fitted skae estimator
+            The autoencoder.
+        X : array-like of shape (n_samples, n_features)
+            Data to reconstruct.
+        n_samples : int, default=10
+            For images, how many of the first rows of ``X`` to show. Tabular data use
+            every row of ``X``.
+        image_shape : tuple of int, default=None
+            Overrides ``estimator.image_shape_``. When both are ``None`` and the number of
+            features is a perfect square, square single-channel images are assumed; else
+            the data are drawn as tabular.
+        ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+        """
+        check_is_fitted(estimator)
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        feature_names = getattr(estimator, "feature_names_in_", None)
+        if len(np.shape(X)) != 2:
+            raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {np.shape(X)}.")
+        shape = _resolve_image_shape(estimator, image_shape, np.shape(X)[1])
+        if shape is not None:  # keep X's type (DataFrame, sparse) for transform
+            X = X.iloc[:int(n_samples)] if hasattr(X, "iloc") else X[:int(n_samples)]
+        X_rec = np.asarray(estimator.inverse_transform(estimator.transform(X)))
+        X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
+        disp = cls(X, X_rec, image_shape=shape, feature_names=feature_names)
+        return disp.plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the reconstructions.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes to draw on (images become one mosaic on it); a new figure when ``None``.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+        """
+        X = np.asarray(self.X, dtype=float)
+        X_rec = np.asarray(self.X_reconstructed, dtype=float)
+        if X.shape != X_rec.shape or X.ndim != 2:
+            raise ValueError(
+                f"X and X_reconstructed must be 2-D of one shape, got {X.shape} and "
+                f"{X_rec.shape}.")
+        ax, fig = _get_ax(ax)
+        self.im_ = self.bars_ = None
+        if self.image_shape is not None:
+            images = np.concatenate([_to_images(X, self.image_shape),
+                                     _to_images(X_rec, self.image_shape)])
+            if images.ndim == 4:
+                images = _to_unit_range(images)
+            mosaic = _mosaic(images, 2, len(X), fill=np.nan if images.ndim == 3 else 1.0)
+            self.im_ = _show_mosaic(ax, mosaic)
+            h = images.shape[1]
+            ax.set_yticks([(h - 1) / 2, h + 1 + (h - 1) / 2], ["input", "reconstruction"])
+            ax.tick_params(axis="y", length=0)
+        else:
+            mse = ((X - X_rec) ** 2).mean(axis=0)
+            names = (np.asarray(self.feature_names, dtype=str) if self.feature_names is not None
+                     else np.arange(X.shape[1]).astype(str))
+            self.bars_ = ax.bar(np.arange(len(mse)), mse)
+            ax.set_xticks(np.arange(len(mse)), names, rotation=90 if len(mse) > 10 else 0)
+            ax.set_xlabel("feature")
+            ax.set_ylabel("reconstruction MSE")
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+
+# ---------------------------------------------------------------------- latent space
+
+
+class LatentSpaceDisplay:
+    """Scatter plot of the codes, projected on 2 principal components when wider.
+
+    Parameters
+    ----------
+    Z : array-like of shape (n_samples, 1) or (n_samples, 2)
+        Coordinates to draw (one column is drawn against zeros).
+    y : array-like of shape (n_samples,), default=None
+        Colours: discrete labels (integers or strings, at most 20 classes) get a legend,
+        other values a colorbar.
+    reduced : bool, default=False
+        Whether ``Z`` is a PCA projection of wider codes (sets the axis labels).
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    scatter_ : matplotlib PathCollection
+        The points.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import Autoencoder
+    >>> from skae.plotting import LatentSpaceDisplay
+    >>> X = np.random.RandomState(0).rand(20, 16)
+    >>> ae = Autoencoder(3, max_iter=2, random_state=0).fit(X)
+    >>> disp = LatentSpaceDisplay.from_estimator(ae, X, y=np.arange(20) % 2)
+    >>> disp.reduced, disp.scatter_.get_offsets().shape
+    (True, (20, 2))
+    """
+
+    def __init__(self, Z, y=None, *, reduced=False):
+        self.Z = Z
+        self.y = y
+        self.reduced = reduced
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y=None, *, ax=None):
+        """Encode ``X`` and plot the codes (via PCA(2) when wider than 2).
+
+        Parameters
+        ----------
+        estimator : fitted skae estimator
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), default=None
+            Colours of the points.
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : LatentSpaceDisplay
+        """
+        check_is_fitted(estimator)
+        Z = np.asarray(estimator.transform(X), dtype=float)
+        reduced = Z.shape[1] > 2
+        if reduced:
+            from sklearn.decomposition import PCA
+
+            Z = PCA(2).fit_transform(Z)
+        return cls(Z, y, reduced=reduced).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the scatter plot.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : LatentSpaceDisplay
+        """
+        Z = np.asarray(self.Z, dtype=float)
+        if Z.ndim == 1:
+            Z = Z[:, None]
+        if Z.ndim != 2 or Z.shape[1] not in (1, 2):
+            raise ValueError(f"Z must have 1 or 2 columns, got shape {np.shape(self.Z)}.")
+        if Z.shape[1] == 1:
+            Z = np.hstack([Z, np.zeros_like(Z)])
+        ax, fig = _get_ax(ax)
+        kwargs = {"s": 8, "alpha": 0.7}
+        if self.y is None:
+            self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], **kwargs)
+        else:
+            y = np.asarray(self.y)
+            if len(y) != len(Z):
+                raise ValueError(f"y has {len(y)} values but Z has {len(Z)} rows.")
+            classes = np.unique(y)
+            discrete = (y.dtype.kind in "OUSb"
+                        or (y.dtype.kind in "iu" and len(classes) <= 20))
+            if discrete and len(classes) <= 20:
+                codes = np.searchsorted(classes, y)
+                cmap = "tab10" if len(classes) <= 10 else "tab20"
+                self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap,
+                                           vmin=-0.5, vmax=(10 if len(classes) <= 10 else 20) - 0.5,
+                                           **kwargs)
+                handles, _ = self.scatter_.legend_elements()
+                ax.legend(handles, [str(c) for c in classes], title="y", fontsize="small")
+            else:
+                self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], c=y.astype(float),
+                                           cmap="viridis", **kwargs)
+                fig.colorbar(self.scatter_, ax=ax, label="y")
+        if self.reduced:
+            ax.set_xlabel("PC 1 of the code")
+            ax.set_ylabel("PC 2 of the code")
+        else:
+            ax.set_xlabel("component 1")
+            ax.set_ylabel("component 2" if np.shape(self.Z)[-1] == 2 else "")
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+
+# ---------------------------------------------------------------------- manifold
+
+
+class ManifoldDisplay:
+    """Decoded images over a grid of the first two code dimensions.
+
+    Dimension 1 of the code varies along x (left to right) and dimension 2 along y
+    (larger values upward), as in the Keras VAE example.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_rows, n_cols, h, w) or (n_rows, n_cols, h, w, 3)
+        ``images[i, j]`` is the decoding at code dimension 1 ``grid_values[0][j]`` and
+        code dimension 2 ``grid_values[1][n_rows - 1 - i]`` (row 0 is the top).
+    grid_values : tuple of two array-likes
+        ``(values_dim_1, values_dim_2)``, increasing, of lengths ``n_cols`` and ``n_rows``.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    im_ : matplotlib AxesImage
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import VariationalAutoencoder
+    >>> from skae.plotting import ManifoldDisplay
+    >>> X = np.random.RandomState(0).rand(20, 16)
+    >>> vae = VariationalAutoencoder(2, hidden_layer_sizes=(8,), max_iter=2,
+    ...                              random_state=0).fit(X)
+    >>> disp = ManifoldDisplay.from_estimator(vae, n_per_side=5)
+    >>> disp.images.shape
+    (5, 5, 4, 4)
+    """
+
+    def __init__(self, images, *, grid_values):
+        self.images = images
+        self.grid_values = grid_values
+
+    @classmethod
+    def from_estimator(cls, estimator, *, n_per_side=15, quantile_range=(0.05, 0.95),
+                       image_shape=None, ax=None):
+        """Decode a grid of Gaussian quantiles over code dimensions 1 and 2 and plot.
+
+        The grid takes ``scipy.stats.norm.ppf(np.linspace(*quantile_range, n_per_side))``
+        on both dimensions. For a variational autoencoder these are quantiles of the
+        prior N(0, 1) and the other code dimensions are 0; for other autoencoders they
+        are quantiles of the Gaussian fitted to the training codes (``mean + ppf * std``
+        per dimension) and the other dimensions sit at their training mean.
+
+        Parameters
+        ----------
+        estimator : fitted skae estimator
+            With ``n_components_ >= 2`` and an image shape.
+        n_per_side : int, default=15
+            Tiles per side.
+        quantile_range : tuple of float, default=(0.05, 0.95)
+            Lowest and highest quantile, in (0, 1).
+        image_shape : tuple of int, default=None
+            Overrides ``estimator.image_shape_``.
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : ManifoldDisplay
+        """
+        from scipy.stats import norm
+
+        check_is_fitted(estimator)
+        n = int(n_per_side)
+        if n < 1:
+            raise ValueError(f"n_per_side must be a positive integer, got {n_per_side!r}.")
+        lo, hi = quantile_range
+        if not 0 < lo < hi < 1:
+            raise ValueError(
+                f"quantile_range must satisfy 0 < low < high < 1, got {quantile_range!r}.")
+        n_components = estimator.n_components_
+        if n_components < 2:
+            raise ValueError(
+                f"ManifoldDisplay needs a code of at least 2 dimensions; the estimator has "
+                f"n_components_={n_components}.")
+        n_features = estimator.n_features_in_
+        shape = _resolve_image_shape(estimator, image_shape, n_features, infer=False)
+        if shape is None:
+            raise ValueError(
+                "ManifoldDisplay needs an image shape: pass image_shape or fit the estimator "
+                "with image_shape (or on square images).")
+        ppf = norm.ppf(np.linspace(lo, hi, n))
+        if hasattr(estimator, "log_likelihood"):  # variational: the prior is N(0, I)
+            mean, std = np.zeros(n_components), np.ones(n_components)
+        else:
+            count, mean, scatter = estimator._code_stats
+            var = np.diag(scatter) / (count - 1) if count > 1 else np.zeros(len(mean))
+            mean, std = np.asarray(mean, dtype=float), np.sqrt(var)
+        grid_x, grid_y = mean[0] + ppf * std[0], mean[1] + ppf * std[1]
+        Z = np.tile(mean, (n * n, 1))
+        rows, cols = np.divmod(np.arange(n * n), n)
+        Z[:, 0] = grid_x[cols]
+        Z[:, 1] = grid_y[n - 1 - rows]
+        decoded = np.asarray(estimator.inverse_transform(Z))
+        images = _to_images(decoded, shape)
+        images = images.reshape((n, n) + images.shape[1:])
+        return cls(images, grid_values=(grid_x, grid_y)).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the grid as one mosaic.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : ManifoldDisplay
+        """
+        images = np.asarray(self.images, dtype=float)
+        if images.ndim not in (4, 5):
+            raise ValueError(
+                f"images must have shape (n_rows, n_cols, h, w[, 3]), got {images.shape}.")
+        n_rows, n_cols, h, w = images.shape[:4]
+        flat = images.reshape((n_rows * n_cols,) + images.shape[2:])
+        if flat.ndim == 4:
+            flat = _to_unit_range(flat)
+        ax, fig = _get_ax(ax)
+        mosaic = _mosaic(flat, n_rows, n_cols, fill=np.nan if flat.ndim == 3 else 1.0)
+        self.im_ = _show_mosaic(ax, mosaic)
+        grid_x, grid_y = (np.asarray(v, dtype=float) for v in self.grid_values)
+        picks_x = sorted({0, (n_cols - 1) // 2, n_cols - 1})
+        picks_y = sorted({0, (n_rows - 1) // 2, n_rows - 1})
+        ax.set_xticks([j * (w + 1) + (w - 1) / 2 for j in picks_x],
+                      [f"{grid_x[j]:.2g}" for j in picks_x])
+        ax.set_yticks([(n_rows - 1 - i) * (h + 1) + (h - 1) / 2 for i in picks_y],
+                      [f"{grid_y[i]:.2g}" for i in picks_y])
+        ax.set_xlabel("code dimension 1")
+        ax.set_ylabel("code dimension 2")
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+
+# ---------------------------------------------------------------------- loss curve
+
+
+class LossCurveDisplay:
+    """Training loss per epoch, its terms, and the validation loss.
+
+    Parameters
+    ----------
+    loss_curve : array-like of shape (n_epochs,)
+        Training loss per epoch (``loss_curve_``).
+    loss_terms : dict of str to array-like, default=None
+        Named loss terms per epoch (``loss_terms_``); drawn dashed when there are at
+        least two.
+    validation_scores : array-like, default=None
+        Validation scores per epoch (``validation_scores_``); drawn negated, as a loss.
+        They are :meth:`score` values on the clean validation data, in data units, so
+        they need not match the training loss's scale (e.g. the denoising loss is on
+        corrupted inputs, and penalties are not part of the score).
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    lines_ : dict of str to matplotlib Line2D
+        The drawn lines by label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import SparseAutoencoder
+    >>> from skae.plotting import LossCurveDisplay
+    >>> X = np.random.RandomState(0).rand(20, 16)
+    >>> ae = SparseAutoencoder(4, max_iter=2, random_state=0).fit(X)
+    >>> disp = LossCurveDisplay.from_estimator(ae)
+    >>> list(disp.lines_)[0]
+    'training loss'
+    """
+
+    def __init__(self, loss_curve, *, loss_terms=None, validation_scores=None):
+        self.loss_curve = loss_curve
+        self.loss_terms = loss_terms
+        self.validation_scores = validation_scores
+
+    @classmethod
+    def from_estimator(cls, estimator, *, ax=None):
+        """Plot a fitted estimator's ``loss_curve_``, ``loss_terms_`` and validation scores.
+
+        Parameters
+        ----------
+        estimator : fitted skae estimator
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : LossCurveDisplay
+        """
+        check_is_fitted(estimator)
+        return cls(estimator.loss_curve_, loss_terms=estimator.loss_terms_,
+                   validation_scores=estimator.validation_scores_).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the curves.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : LossCurveDisplay
+        """
+        curves = {"training loss": (np.asarray(self.loss_curve, dtype=float), "-")}
+        if self.loss_terms is not None and len(self.loss_terms) > 1:
+            for name, values in self.loss_terms.items():
+                curves[name] = (np.asarray(values, dtype=float), "--")
+        if self.validation_scores is not None:
+            curves["validation loss (-score)"] = (
+                -np.asarray(self.validation_scores, dtype=float), "-")
+        ax, fig = _get_ax(ax)
+        self.lines_ = {}
+        for label, (values, style) in curves.items():
+            (self.lines_[label],) = ax.plot(np.arange(1, len(values) + 1), values, style,
+                                            label=label)
+        values = np.concatenate([v for v, _ in curves.values()])
+        if len(values) and np.all(values > 0):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        if len(curves) > 1:
+            ax.legend()
+        self.ax_, self.figure_ = ax, fig
+        return self
+
+
+# ---------------------------------------------------------------------- filters
+
+
+class FilterDisplay:
+    """The first layer's weights as images (each tile scaled to its own range).
+
+    Parameters
+    ----------
+    filters : ndarray of shape (n_units, n_features), (n_filters, h, w) or
+            (n_filters, in_channels, kh, kw)
+        Dense weight rows (need ``image_shape``; 3 channels show in colour, others
+        channel 0), ready tiles, or convolution kernels (input channel 0 is shown).
+    image_shape : tuple of int, default=None
+        Shape of a weight row for dense weights.
+
+    Attributes
+    ----------
+    ax_ : matplotlib Axes
+    figure_ : matplotlib Figure
+    im_ : matplotlib AxesImage
+    tiles_ : ndarray of shape (n_filters, h, w[, 3])
+        The drawn tiles, each scaled to [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skae import SparseAutoencoder
+    >>> from skae.plotting import FilterDisplay
+    >>> X = np.random.RandomState(0).rand(20, 16)
+    >>> ae = SparseAutoencoder(6, max_iter=2, random_state=0).fit(X)
+    >>> FilterDisplay.from_estimator(ae).tiles_.shape
+    (6, 4, 4)
+    """
+
+    def __init__(self, filters, *, image_shape=None):
+        self.filters = filters
+        self.image_shape = image_shape
+
+    @classmethod
+    def from_estimator(cls, estimator, *, n_filters=64, image_shape=None, ax=None):
+        """Plot the first ``nn.Linear`` or ``nn.Conv2d`` layer of ``estimator.encoder_``.
+
+        Parameters
+        ----------
+        estimator : fitted skae estimator
+        n_filters : int, default=64
+            Most tiles to show (the first units / kernels).
+        image_shape : tuple of int, default=None
+            Shape of an input sample for dense weights; overrides
+            ``estimator.image_shape_``.
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : FilterDisplay
+        """
+        import torch
+
+        check_is_fitted(estimator)
+        if int(n_filters) < 1:
+            raise ValueError(f"n_filters must be a positive integer, got {n_filters!r}.")
+        layer = next((m for m in estimator.encoder_.modules()
+                      if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))), None)
+        if layer is None:
+            raise ValueError("The encoder has no nn.Linear or nn.Conv2d layer.")
+        weights = layer.weight.detach().cpu().numpy()[:int(n_filters)]
+        shape = None
+        if isinstance(layer, torch.nn.Linear):
+            shape = _resolve_image_shape(estimator, image_shape, weights.shape[1], infer=False)
+            if shape is None:
+                raise ValueError(
+                    "FilterDisplay needs an image shape to draw dense weights: pass "
+                    "image_shape or fit the estimator with image_shape (or on square images).")
+        return cls(weights, image_shape=shape).plot(ax=ax)
+
+    def plot(self, ax=None):
+        """Draw the filters as a near-square mosaic.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+
+        Returns
+        -------
+        display : FilterDisplay
+        """
+        filters = np.asarray(self.filters, dtype=float)
+        if filters.ndim == 2:
+            if self.image_shape is None:
+                raise ValueError("Dense weights (2-D filters) need image_shape to be drawn.")
+            tiles = _to_images(filters, self.image_shape)
+        elif filters.ndim == 3:
+            tiles = filters
+        elif filters.ndim == 4:
+            tiles = filters[:, 0]
+        else:
+            raise ValueError(f"filters must be 2-, 3- or 4-D, got shape {filters.shape}.")
+        axes = tuple(range(1, tiles.ndim))
+        lo = tiles.min(axis=axes, keepdims=True)
+        span = tiles.max(axis=axes, keepdims=True) - lo
+        tiles = np.divide(tiles - lo, span, out=np.full_like(tiles, 0.5), where=span > 0)
+        n = len(tiles)
+        n_cols = math.ceil(math.sqrt(n))
+        n_rows = math.ceil(n / n_cols)
+        ax, fig = _get_ax(ax)
+        self.tiles_ = tiles
+        self.im_ = _show_mosaic(ax, _mosaic(tiles, n_rows, n_cols,
+                                            fill=np.nan if tiles.ndim == 3 else 1.0))
+        self.ax_, self.figure_ = ax, fig
+        return self

@@ -1,0 +1,266 @@
+import subprocess
+import sys
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+
+from skae import (
+    Autoencoder,
+    ConvAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
+from skae.plotting import (
+    FilterDisplay,
+    LatentSpaceDisplay,
+    LossCurveDisplay,
+    ManifoldDisplay,
+    ReconstructionDisplay,
+    _mosaic,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.RandomState(0).rand(40, 64).astype(np.float32)  # 8x8 in [0, 1]
+
+
+@pytest.fixture(scope="module")
+def ae(images):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return Autoencoder(4, max_iter=2, random_state=0).fit(images)
+
+
+def tile(mosaic, r, c, h=8, w=8, pad=1):
+    return mosaic[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w]
+
+
+def drawn_image(display):
+    return np.ma.getdata(display.ax_.images[0].get_array())
+
+
+def test_mosaic_layout():
+    imgs = np.arange(5 * 2 * 3, dtype=float).reshape(5, 2, 3)
+    m = _mosaic(imgs, 2, 3, pad=1)
+    assert m.shape == (2 * 3 - 1, 3 * 4 - 1)
+    for k in range(5):
+        r, c = divmod(k, 3)
+        np.testing.assert_array_equal(tile(m, r, c, 2, 3), imgs[k])
+    assert np.isnan(m[2]).all() and np.isnan(tile(m, 1, 2, 2, 3)).all()
+    with pytest.raises(ValueError, match="do not fit"):
+        _mosaic(imgs, 2, 2)
+
+
+def test_reconstruction_images(ae, images):
+    disp = ReconstructionDisplay.from_estimator(ae, images, n_samples=5)
+    assert isinstance(disp, ReconstructionDisplay)
+    assert disp.figure_ is disp.ax_.figure
+    m = drawn_image(disp)
+    assert m.shape == (17, 5 * 9 - 1)
+    expected = ae.inverse_transform(ae.transform(images[:5]))
+    for j in range(5):
+        np.testing.assert_allclose(tile(m, 0, j), images[j].reshape(8, 8))
+        np.testing.assert_allclose(tile(m, 1, j), expected[j].reshape(8, 8), rtol=1e-5)
+    assert [t.get_text() for t in disp.ax_.get_yticklabels()] == ["input", "reconstruction"]
+    assert len(disp.figure_.axes) == 1
+
+
+def test_reconstruction_colour_and_channel_0():
+    rng = np.random.RandomState(0)
+    X = rng.rand(6, 4 * 4 * 3)
+    disp = ReconstructionDisplay(X, X, image_shape=(4, 4, 3)).plot()
+    m = drawn_image(disp)
+    assert m.shape == (9, 6 * 5 - 1, 3)
+    np.testing.assert_allclose(tile(m, 1, 2, 4, 4), X[2].reshape(4, 4, 3))
+    X2 = rng.rand(3, 4 * 4 * 2)
+    m2 = drawn_image(ReconstructionDisplay(X2, X2, image_shape=(4, 4, 2)).plot())
+    np.testing.assert_allclose(tile(m2, 0, 1, 4, 4), X2[1].reshape(4, 4, 2)[..., 0])
+
+
+def test_reconstruction_tabular(tabular_data):
+    import pandas as pd
+
+    X = pd.DataFrame(tabular_data[:40], columns=[f"f{i}" for i in range(10)])
+    est = Autoencoder(3, max_iter=2, random_state=0).fit(X)
+    _fig, ax = plt.subplots()
+    disp = ReconstructionDisplay.from_estimator(est, X, ax=ax)
+    assert disp.ax_ is ax and disp.image_shape is None
+    mse = ((X.to_numpy() - est.inverse_transform(est.transform(X))) ** 2).mean(axis=0)
+    np.testing.assert_allclose([b.get_height() for b in disp.bars_], mse, rtol=1e-5)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(X.columns)
+
+
+def test_reconstruction_sparse_input(ae, images):
+    from scipy import sparse
+
+    disp = ReconstructionDisplay.from_estimator(ae, sparse.csr_matrix(images), n_samples=3)
+    np.testing.assert_allclose(disp.X, images[:3])
+
+
+def test_reconstruction_bad_image_shape(ae, images):
+    with pytest.raises(ValueError, match="holds 49 values"):
+        ReconstructionDisplay.from_estimator(ae, images, image_shape=(7, 7))
+
+
+def test_latent_space_two_components(images):
+    est = Autoencoder(2, max_iter=2, random_state=0).fit(images)
+    y = np.arange(40) % 3
+    disp = LatentSpaceDisplay.from_estimator(est, images, y)
+    assert not disp.reduced
+    np.testing.assert_allclose(disp.scatter_.get_offsets(), est.transform(images), rtol=1e-5)
+    assert disp.ax_.get_xlabel() == "component 1"
+    assert [t.get_text() for t in disp.ax_.get_legend().get_texts()] == ["0", "1", "2"]
+
+
+def test_latent_space_pca_and_given_ax(ae, images):
+    fig, ax = plt.subplots()
+    disp = LatentSpaceDisplay.from_estimator(ae, images, y=np.linspace(0, 1, 40), ax=ax)
+    assert disp.ax_ is ax and disp.reduced
+    expected = PCA(2).fit_transform(ae.transform(images))
+    np.testing.assert_allclose(disp.scatter_.get_offsets(), expected, rtol=1e-4, atol=1e-6)
+    assert ax.get_xlabel() == "PC 1 of the code"
+    assert len(fig.axes) == 2  # a colorbar for continuous y
+
+
+def test_latent_space_one_component(images):
+    est = Autoencoder(1, max_iter=2, random_state=0).fit(images)
+    disp = LatentSpaceDisplay.from_estimator(est, images)
+    offsets = disp.scatter_.get_offsets()
+    np.testing.assert_allclose(offsets[:, 0], est.transform(images)[:, 0], rtol=1e-5)
+    assert np.all(offsets[:, 1] == 0)
+
+
+def test_manifold_vae(images):
+    vae = VariationalAutoencoder(2, hidden_layer_sizes=(8,), max_iter=2,
+                                 random_state=0).fit(images)
+    disp = ManifoldDisplay.from_estimator(vae, n_per_side=4)
+    ppf = norm.ppf(np.linspace(0.05, 0.95, 4))
+    np.testing.assert_allclose(disp.grid_values[0], ppf)
+    assert disp.images.shape == (4, 4, 8, 8)
+    m = drawn_image(disp)
+    # top-left tile: lowest dim 1, highest dim 2
+    np.testing.assert_allclose(
+        tile(m, 0, 0), vae.inverse_transform([[ppf[0], ppf[-1]]]).reshape(8, 8), rtol=1e-5)
+    np.testing.assert_allclose(
+        tile(m, 3, 2), vae.inverse_transform([[ppf[2], ppf[0]]]).reshape(8, 8), rtol=1e-5)
+
+
+def test_manifold_plain_autoencoder_uses_code_gaussian(ae):
+    _fig, ax = plt.subplots()
+    disp = ManifoldDisplay.from_estimator(ae, n_per_side=3, quantile_range=(0.1, 0.9), ax=ax)
+    assert disp.ax_ is ax
+    count, mean, scatter = ae._code_stats
+    std = np.sqrt(np.diag(scatter) / (count - 1))
+    ppf = norm.ppf([0.1, 0.5, 0.9])
+    z = mean.copy()
+    z[0], z[1] = mean[0] + ppf[2] * std[0], mean[1] + ppf[0] * std[1]
+    np.testing.assert_allclose(disp.images[2, 2], ae.inverse_transform(z[None]).reshape(8, 8),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_manifold_errors(images, tabular_data):
+    one = Autoencoder(1, max_iter=2, random_state=0).fit(images)
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        ManifoldDisplay.from_estimator(one)
+    tab = Autoencoder(2, max_iter=2, random_state=0).fit(tabular_data[:40])
+    with pytest.raises(ValueError, match="image shape"):
+        ManifoldDisplay.from_estimator(tab)
+    with pytest.raises(ValueError, match="quantile_range"):
+        ManifoldDisplay.from_estimator(one, quantile_range=(0, 0.9))
+
+
+def test_loss_curve(images):
+    est = SparseAutoencoder(4, max_iter=3, random_state=0).fit(images)
+    disp = LossCurveDisplay.from_estimator(est)
+    np.testing.assert_allclose(disp.lines_["training loss"].get_ydata(), est.loss_curve_)
+    np.testing.assert_array_equal(disp.lines_["training loss"].get_xdata(), [1, 2, 3])
+    for name, values in est.loss_terms_.items():
+        np.testing.assert_allclose(disp.lines_[name].get_ydata(), values)
+        assert disp.lines_[name].get_linestyle() == "--"
+    assert disp.ax_.get_xlabel() == "epoch"
+
+
+def test_loss_curve_validation_and_ax(images):
+    est = Autoencoder(4, max_iter=3, early_stopping=True, random_state=0).fit(images)
+    _fig, ax = plt.subplots()
+    disp = LossCurveDisplay.from_estimator(est, ax=ax)
+    assert disp.ax_ is ax
+    assert list(disp.lines_) == ["training loss", "validation loss (-score)"]
+    np.testing.assert_allclose(disp.lines_["validation loss (-score)"].get_ydata(),
+                               -np.asarray(est.validation_scores_))
+    disp = LossCurveDisplay([1.0, -0.5]).plot()
+    assert disp.ax_.get_yscale() == "linear"
+    assert LossCurveDisplay([1.0, 0.5]).plot().ax_.get_yscale() == "log"
+
+
+def test_filters_dense(images):
+    est = SparseAutoencoder(6, max_iter=2, random_state=0).fit(images)
+    disp = FilterDisplay.from_estimator(est, n_filters=5)
+    import torch
+
+    layer = next(m for m in est.encoder_.modules() if isinstance(m, torch.nn.Linear))
+    W = layer.weight.detach().numpy()[:5].reshape(5, 8, 8)
+    lo = W.min(axis=(1, 2), keepdims=True)
+    expected = (W - lo) / (W.max(axis=(1, 2), keepdims=True) - lo)
+    np.testing.assert_allclose(disp.tiles_, expected, rtol=1e-5, atol=1e-6)
+    m = drawn_image(disp)
+    assert m.shape == (2 * 9 - 1, 3 * 9 - 1)  # 5 tiles in a 2 x 3 grid
+    np.testing.assert_allclose(tile(m, 1, 1), expected[4], rtol=1e-5, atol=1e-6)
+
+
+def test_filters_conv(images):
+    import torch
+
+    est = ConvAutoencoder(conv_filters=(3, 2), max_iter=2, random_state=0).fit(images)
+    _fig, ax = plt.subplots()
+    disp = FilterDisplay.from_estimator(est, ax=ax)
+    assert disp.ax_ is ax
+    conv = next(m for m in est.encoder_.modules() if isinstance(m, torch.nn.Conv2d))
+    K = conv.weight.detach().numpy()[:, 0]
+    assert disp.tiles_.shape == K.shape
+    lo = K.min(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(disp.tiles_, (K - lo) / (K.max(axis=(1, 2), keepdims=True) - lo),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_filters_need_image_shape(tabular_data):
+    est = Autoencoder(3, max_iter=2, random_state=0).fit(tabular_data[:40])
+    with pytest.raises(ValueError, match="image shape"):
+        FilterDisplay.from_estimator(est)
+    disp = FilterDisplay.from_estimator(est, image_shape=(2, 5))
+    assert disp.tiles_.shape[1:] == (2, 5)
+
+
+@pytest.mark.parametrize("call", [
+    lambda est, X: ReconstructionDisplay.from_estimator(est, X),
+    lambda est, X: LatentSpaceDisplay.from_estimator(est, X),
+    lambda est, X: ManifoldDisplay.from_estimator(est),
+    lambda est, X: LossCurveDisplay.from_estimator(est),
+    lambda est, X: FilterDisplay.from_estimator(est),
+])
+def test_unfitted_raises(call, images):
+    with pytest.raises(NotFittedError):
+        call(Autoencoder(2), images)
+
+
+def test_import_does_not_import_matplotlib():
+    code = "import sys, skae.plotting; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
