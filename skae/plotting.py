@@ -500,9 +500,9 @@ class ManifoldDisplay:
         picks_x = sorted({0, (n_cols - 1) // 2, n_cols - 1})
         picks_y = sorted({0, (n_rows - 1) // 2, n_rows - 1})
         ax.set_xticks([j * (w + 1) + (w - 1) / 2 for j in picks_x],
-                      [f"{grid_x[j]:.2g}" for j in picks_x])
+                      [f"{round(grid_x[j], 6) + 0.0:.2g}" for j in picks_x])
         ax.set_yticks([(n_rows - 1 - i) * (h + 1) + (h - 1) / 2 for i in picks_y],
-                      [f"{grid_y[i]:.2g}" for i in picks_y])
+                      [f"{round(grid_y[i], 6) + 0.0:.2g}" for i in picks_y])
         ax.set_xlabel("code dimension 1")
         ax.set_ylabel("code dimension 2")
         self.ax_, self.figure_ = ax, fig
@@ -593,8 +593,8 @@ class LossCurveDisplay:
             (self.lines_[label],) = ax.plot(np.arange(1, len(values) + 1), values, style,
                                             label=label)
         values = np.concatenate([v for v, _ in curves.values()])
-        if len(values) and np.all(values > 0):
-            ax.set_yscale("log")
+        if len(values) and np.all(values > 0) and values.max() > 10 * values.min():
+            ax.set_yscale("log")  # only when the curve spans more than a decade
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")
         if len(curves) > 1:

@@ -206,7 +206,8 @@ def test_loss_curve_validation_and_ax(images):
                                -np.asarray(est.validation_scores_))
     disp = LossCurveDisplay([1.0, -0.5]).plot()
     assert disp.ax_.get_yscale() == "linear"
-    assert LossCurveDisplay([1.0, 0.5]).plot().ax_.get_yscale() == "log"
+    assert LossCurveDisplay([1.0, 0.5]).plot().ax_.get_yscale() == "linear"  # within a decade
+    assert LossCurveDisplay([100.0, 5.0]).plot().ax_.get_yscale() == "log"
 
 
 def test_filters_dense(images):
