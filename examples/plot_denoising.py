@@ -35,6 +35,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import load_data  # examples/_common.py: MNIST, or digits offline
 
 NOISE_LEVEL = 0.5
 
@@ -60,42 +61,6 @@ def parse_args(argv=None):
         args.n_samples = args.n_samples or 500
     args.max_iter = args.max_iter or (10 if args.conv else 30)
     return args
-
-
-def load_data(n_samples, n_test, random_state):
-    """Train/test rows in [0, 1] (float32), labels, image shape and the dataset's name.
-
-    MNIST when its files are in ``$SKAE_DATA/mnist/``, else scikit-learn's 8x8 digits.
-    ``n_samples`` (None: 10,000 of MNIST or all of digits; 0: all) and ``n_test`` (None:
-    all) pick random subsets.
-    """
-    from sklearn.model_selection import train_test_split
-
-    from skae.datasets import load_mnist
-
-    try:
-        X_train, y_train = load_mnist("train", download=False, return_X_y=True)
-        X_test, y_test = load_mnist("test", download=False, return_X_y=True)
-        name, image_shape = "MNIST", (28, 28)
-        n_samples = 10_000 if n_samples is None else n_samples
-    except (FileNotFoundError, OSError) as exc:
-        print(f"MNIST not available ({type(exc).__name__}); falling back to "
-              "scikit-learn's 8x8 digits")
-        from sklearn.datasets import load_digits
-
-        X, y = load_digits(return_X_y=True)
-        X = (X / 16.0).astype(np.float32)
-        X_train, X_test, y_train, y_test = train_test_split(
-            X, y, test_size=0.25, stratify=y, random_state=random_state)
-        name, image_shape = "digits", (8, 8)
-    rng = np.random.RandomState(random_state)
-    if n_samples and n_samples < len(X_train):
-        rows = rng.choice(len(X_train), n_samples, replace=False)
-        X_train, y_train = X_train[rows], y_train[rows]
-    if n_test and n_test < len(X_test):
-        rows = rng.choice(len(X_test), n_test, replace=False)
-        X_test, y_test = X_test[rows], y_test[rows]
-    return X_train, X_test, y_train, y_test, image_shape, name
 
 
 def main(argv=None):
