@@ -1,5 +1,8 @@
 """Shared by the example scripts: the data they run on."""
 
+import argparse
+from pathlib import Path
+
 import numpy as np
 
 
@@ -37,3 +40,26 @@ def load_data(n_samples, n_test, random_state):
         rows = rng.choice(len(X_test), n_test, replace=False)
         X_test, y_test = X_test[rows], y_test[rows]
     return X_train, X_test, y_train, y_test, image_shape, name
+
+
+def example_parser(doc, script):
+    """An argument parser with the options every example takes; add its own to it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(script).with_suffix(".png"),
+                        help="where to write the PNG")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run in seconds: a few epochs on a few hundred rows")
+    parser.add_argument("--max-iter", type=int, default=None, help="epochs")
+    parser.add_argument("--n-samples", type=int, default=None,
+                        help="training rows (default 10,000 of MNIST, all of digits; 0: all)")
+    parser.add_argument("--random-state", type=int, default=0)
+    return parser
+
+
+def finish_args(args, *, epochs, quick_epochs=2, quick_rows=500):
+    """Fill in the epochs and rows of a normal or a ``--quick`` run."""
+    if args.quick:
+        args.max_iter = args.max_iter or quick_epochs
+        args.n_samples = args.n_samples or quick_rows
+    args.max_iter = args.max_iter or epochs
+    return args

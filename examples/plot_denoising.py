@@ -29,39 +29,22 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-from _common import load_data  # examples/_common.py: MNIST, or digits offline
+from _common import example_parser, finish_args, load_data  # examples/_common.py
 
 NOISE_LEVEL = 0.5
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).with_name("plot_denoising.png"),
-                        help="where to write the PNG")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 epochs on 500 training rows")
+    parser = example_parser(__doc__, __file__)
     parser.add_argument("--conv", action="store_true",
                         help="the chapter's convolutional denoiser (slower)")
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help="epochs (default 30, or 10 with --conv)")
-    parser.add_argument("--n-samples", type=int, default=None,
-                        help="training rows (default 10,000 of MNIST, all of digits; 0: all)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.max_iter = args.max_iter or 2
-        args.n_samples = args.n_samples or 500
-    args.max_iter = args.max_iter or (10 if args.conv else 30)
-    return args
-
+    return finish_args(args, epochs=10 if args.conv else 30)
 
 def main(argv=None):
     args = parse_args(argv)

@@ -27,36 +27,18 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-from _common import load_data  # examples/_common.py: MNIST, or digits offline
+from _common import example_parser, finish_args, load_data  # examples/_common.py
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).with_name("plot_novelty_detection.png"),
-                        help="where to write the PNG")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 5 epochs on the inliers among 3,000 training rows")
-    parser.add_argument("--max-iter", type=int, default=None,
-                        help="epochs (default 30)")
-    parser.add_argument("--n-samples", type=int, default=None,
-                        help="training rows (default 10,000 of MNIST, all of digits; 0: all)")
+    parser = example_parser(__doc__, __file__)
     parser.add_argument("--inliers", type=int, nargs="+", default=[0],
                         help="digit classes to train on (default: 0)")
-    parser.add_argument("--random-state", type=int, default=0)
-    args = parser.parse_args(argv)
-    if args.quick:  # a few hundred inliers, enough for a meaningful AUC
-        args.max_iter = args.max_iter or 5
-        args.n_samples = args.n_samples or 3000
-    args.max_iter = args.max_iter or 30
-    return args
-
+    return finish_args(parser.parse_args(argv), epochs=30, quick_epochs=5, quick_rows=3000)
 
 def main(argv=None):
     args = parse_args(argv)
