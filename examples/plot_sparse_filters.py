@@ -71,7 +71,8 @@ def main(argv=None):
 
     fig, (ax_filters, ax_hist) = plt.subplots(
         1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    FilterDisplay.from_estimator(ae, n_filters=64, image_shape=image_shape, ax=ax_filters)
+    FilterDisplay.from_estimator(ae, X=X_train, n_filters=64, image_shape=image_shape,
+                                 ax=ax_filters)
     ax_filters.set_title(f"{name}: encoder weights of 64 of {args.n_components} sparse units")
     ax_hist.hist(unit_means, bins=30, color="tab:blue")
     ax_hist.axvline(ae.sparsity_target, color="k", linestyle="--",

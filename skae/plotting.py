@@ -10,7 +10,7 @@ not need it.
 import math
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = [
     "FilterDisplay",
@@ -642,12 +642,17 @@ class FilterDisplay:
         self.image_shape = image_shape
 
     @classmethod
-    def from_estimator(cls, estimator, *, n_filters=64, image_shape=None, ax=None):
+    def from_estimator(cls, estimator, *, X=None, n_filters=64, image_shape=None, ax=None):
         """Plot the first ``nn.Linear`` or ``nn.Conv2d`` layer of ``estimator.encoder_``.
 
         Parameters
         ----------
         estimator : fitted skae estimator
+        X : array-like of shape (n_samples, n_features), default=None
+            The training data, for dense weights: the weights of features that are
+            constant in ``X`` (such as MNIST's blank border) never receive a gradient and
+            keep their random initial values; they are drawn as 0, so the learnt strokes
+            stand out.
         n_filters : int, default=64
             Most tiles to show (the first units / kernels).
         image_shape : tuple of int, default=None
@@ -676,6 +681,9 @@ class FilterDisplay:
                 raise ValueError(
                     "FilterDisplay needs an image shape to draw dense weights: pass "
                     "image_shape or fit the estimator with image_shape (or on square images).")
+            if X is not None:
+                X = check_array(X, accept_sparse=False)
+                weights = np.where(np.ptp(X, axis=0) > 0, weights, 0.0)
         return cls(weights, image_shape=shape).plot(ax=ax)
 
     def plot(self, ax=None):

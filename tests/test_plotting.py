@@ -265,3 +265,15 @@ def test_import_does_not_import_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_filters_draw_weights_of_constant_features_as_zero(images):
+    X = images.copy()
+    X[:, :8] = 0.0  # the top row of every 8x8 image is blank, as MNIST's border
+    ae = Autoencoder(4, max_iter=2, random_state=0).fit(X)
+    plain = FilterDisplay.from_estimator(ae)
+    masked = FilterDisplay.from_estimator(ae, X=X)
+    weights = ae.encoder_[0].weight.detach().numpy()
+    assert np.ptp(plain.filters[:, :8]) > 0  # random initial weights, never trained
+    np.testing.assert_array_equal(masked.filters[:, :8], 0.0)
+    np.testing.assert_array_equal(masked.filters[:, 8:], weights[:, 8:])
