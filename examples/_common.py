@@ -1,6 +1,7 @@
 """Shared by the example scripts: the data they run on."""
 
 import argparse
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,14 @@ def finish_args(args, *, epochs, quick_epochs=2, quick_rows=500):
         args.n_samples = args.n_samples or quick_rows
     args.max_iter = args.max_iter or epochs
     return args
+
+
+def save_figure(fig, out, start):
+    """Lay out, write and close ``fig``; report the script's time since ``start``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    print(f"Figure written to {out}; total time {time.perf_counter() - start:.1f} s")

@@ -30,7 +30,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data  # examples/_common.py
+from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
@@ -82,11 +82,7 @@ def main(argv=None):
         LatentSpaceDisplay.from_estimator(model, X_test, y_test, ax=ax)
         ax.set_title(f"{label}\n||J||_F^2 = {jac:.3f}, MSE {mse:.4f}", fontsize=10)
     fig.suptitle(f"{name}: 32-unit sigmoid codes of test digits (PCA of the codes)")
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
-    print(f"Figure written to {args.out}; total time {time.perf_counter() - start:.1f} s")
+    save_figure(fig, args.out, start)
 
 if __name__ == "__main__":
     main()

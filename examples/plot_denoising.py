@@ -33,7 +33,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data  # examples/_common.py
+from _common import example_parser, finish_args, load_data, save_figure
 
 NOISE_LEVEL = 0.5
 
@@ -99,11 +99,7 @@ def main(argv=None):
                                          image_shape=image_shape, ax=ax_rec)
     ax_rec.set_title(f"noisy (top, MSE {noisy_mse:.4f}) and denoised (bottom, MSE "
                      f"{denoised_mse:.4f}) by {label}", fontsize=10)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
-    print(f"Figure written to {args.out}; total time {time.perf_counter() - start:.1f} s")
+    save_figure(fig, args.out, start)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data  # examples/_common.py
+from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
@@ -87,11 +87,7 @@ def main(argv=None):
         ax.set_ylabel("density")
         ax.set_title(f"{name}: {label}, ROC AUC {auc:.3f}")
         ax.legend()
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
-    print(f"Figure written to {args.out}; total time {time.perf_counter() - start:.1f} s")
+    save_figure(fig, args.out, start)
 
 if __name__ == "__main__":
     main()

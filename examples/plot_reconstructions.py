@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 import warnings
 
-from _common import example_parser, finish_args, load_data  # examples/_common.py
+from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
@@ -73,11 +73,7 @@ def main(argv=None):
     ax_rec.set_title(f"{name}: test digits (top) and their Autoencoder(32) reconstructions "
                      f"(bottom); MSE {mse:.4f}")
     LossCurveDisplay.from_estimator(ae, ax=ax_loss)
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
-    print(f"Figure written to {args.out}; total time {time.perf_counter() - start:.1f} s")
+    save_figure(fig, args.out, start)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 import warnings
 
-from _common import example_parser, finish_args, load_data  # examples/_common.py
+from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
@@ -66,11 +66,7 @@ def main(argv=None):
     ax_manifold.set_title(f"{name}: decoded 15 x 15 grid of norm.ppf quantiles")
     LatentSpaceDisplay.from_estimator(vae, X_test, y_test, ax=ax_latent)
     ax_latent.set_title("posterior means of the test digits")
-    fig.tight_layout()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.out, dpi=100)
-    plt.close(fig)
-    print(f"Figure written to {args.out}; total time {time.perf_counter() - start:.1f} s")
+    save_figure(fig, args.out, start)
 
 if __name__ == "__main__":
     main()

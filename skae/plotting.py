@@ -651,7 +651,7 @@ class FilterDisplay:
         X : array-like of shape (n_samples, n_features), default=None
             The training data, for dense weights: the weights of features that are
             constant in ``X`` (such as MNIST's blank border) never receive a gradient and
-            keep their random initial values; they are drawn as 0, so the learnt strokes
+            keep their random initial values; they are drawn as 0, so only learnt weights
             stand out.
         n_filters : int, default=64
             Most tiles to show (the first units / kernels).
