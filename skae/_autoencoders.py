@@ -86,6 +86,7 @@ class Autoencoder(BaseAutoencoder):
         code_activation=None,
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
         max_iter=50,
@@ -108,6 +109,7 @@ class Autoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -166,6 +168,7 @@ class ConvAutoencoder(BaseAutoencoder):
         code_activation=None,
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
         max_iter=50,
@@ -188,6 +191,7 @@ class ConvAutoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -267,6 +271,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         code_activation=None,
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
         max_iter=50,
@@ -291,6 +296,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -392,6 +398,7 @@ class SparseAutoencoder(BaseAutoencoder):
         code_activation="logistic",
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=3e-3,
         batch_size=256,
         max_iter=50,
@@ -417,6 +424,7 @@ class SparseAutoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -522,6 +530,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         code_activation="logistic",
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
         max_iter=50,
@@ -546,6 +555,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter
@@ -645,6 +655,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         code_activation=None,
         loss="auto",
         solver="adam",
+        alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=100,
         max_iter=50,
@@ -668,6 +679,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.code_activation = code_activation
         self.loss = loss
         self.solver = solver
+        self.alpha = alpha
         self.learning_rate_init = learning_rate_init
         self.batch_size = batch_size
         self.max_iter = max_iter

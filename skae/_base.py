@@ -55,6 +55,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "code_activation": [StrOptions(set(ACTIVATIONS)), None],
         "loss": [StrOptions({"auto", "bce", "mse"})],
         "solver": [StrOptions(set(SOLVERS))],
+        "alpha": [Interval(Real, 0, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -434,8 +435,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             code, terms = self._sample_code(encoded, generator)
             error = self._reconstruction(self.decoder_(code), target)
             return {"reconstruction": error, **terms,
-                    **self._penalties(net_input, encoded, generator)}
+                    **self._penalties(net_input, encoded, generator), **self._weight_decay()}
         return objective
+
+    def _weight_decay(self):
+        """The ``alpha`` L2 penalty on the weights (parameters with 2 or more dimensions)."""
+        if not self.alpha:
+            return {}
+        weights = [p for net in (self.encoder_, self.decoder_) for p in net.parameters()
+                   if p.dim() >= 2]
+        return {"weight_decay": 0.5 * self.alpha * sum(w.square().sum() for w in weights)}
 
     def _validation_score(self, source, indices):
         self.encoder_.eval()

@@ -41,6 +41,13 @@ _TRAINING_PARAMS = """\
     solver : {{"adam", "adamw", "sgd", "rmsprop", "adadelta"}}, default="adam"
         Optimizer (``"sgd"`` uses Nesterov momentum 0.9).
 
+    alpha : float, default=0.0
+        Strength of the L2 penalty on the weights (not the biases): the loss term
+        ``weight_decay`` = ``alpha / 2`` times the sum of the squared weights, added to the
+        per-sample loss. It keeps weights that get little gradient (e.g. pixels that are
+        rarely on) small, which makes first-layer filters readable. The reconstruction loss
+        is summed over features, so useful values are larger than ``MLPRegressor``'s.
+
     learning_rate_init : float, default={learning_rate}
         Learning rate.
 

@@ -317,3 +317,28 @@ def test_concurrent_transforms_from_many_threads(unit_data, dtype):
         results = list(pool.map(ae.transform, chunks * 4))
     for i, result in enumerate(results):
         np.testing.assert_allclose(result, expected[i % 16 :: 16], rtol=1e-6)
+
+
+def test_alpha_adds_an_l2_penalty_on_the_weights_only(unit_data):
+    ae = Autoencoder(3, hidden_layer_sizes=(8,), alpha=0.5, max_iter=1, shuffle=False,
+                     batch_size=200, random_state=0).fit(unit_data)
+    # the term the objective computes now equals alpha/2 times the squared weights in numpy
+    weights = [v.numpy() for net in (ae.encoder_, ae.decoder_)
+               for k, v in net.state_dict().items() if k.endswith("weight")]
+    expected = 0.5 * 0.5 * sum(float(np.square(w.astype(np.float64)).sum()) for w in weights)
+    with torch.no_grad():
+        assert float(ae._weight_decay()["weight_decay"]) == pytest.approx(expected, rel=1e-5)
+    assert set(ae.loss_terms_) == {"reconstruction", "weight_decay"}
+    assert ae.loss_curve_[0] == pytest.approx(
+        ae.loss_terms_["reconstruction"][0] + ae.loss_terms_["weight_decay"][0], rel=1e-5)
+    plain = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    assert set(plain.loss_terms_) == {"reconstruction"}
+
+
+def test_alpha_shrinks_the_weights(unit_data):
+    def weight_norm(alpha):
+        ae = Autoencoder(3, alpha=alpha, max_iter=30, learning_rate_init=0.01,
+                         random_state=0).fit(unit_data)
+        return float(ae.encoder_[0].weight.square().sum())
+
+    assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
