@@ -33,7 +33,6 @@ import warnings
 import numpy as np
 from _common import example_parser, finish_args, load_data, save_figure
 
-
 ALPHA = 0.01
 SPARSITY_WEIGHT = 10.0
 
@@ -68,7 +67,8 @@ def main(argv=None):
           f"{X_train.shape[1]} pixels; {args.max_iter} epochs")
 
     ae = SparseAutoencoder(n_components=args.n_components, alpha=args.alpha,
-                           sparsity_weight=args.sparsity_weight, max_iter=args.max_iter, random_state=args.random_state)
+                           sparsity_weight=args.sparsity_weight, max_iter=args.max_iter,
+                           random_state=args.random_state)
     ae.fit(X_train)
     print(f"SparseAutoencoder(n_components={args.n_components}, alpha={args.alpha}, "
           f"sparsity_weight={args.sparsity_weight}): fitted in "

@@ -7,6 +7,7 @@ Training is a few small steps -- :meth:`Trainer.batch_step`, :meth:`Trainer.run_
 :meth:`Trainer.fit` -- that a subclass may override one at a time.
 """
 
+import contextvars
 import copy
 import math
 import sys
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 SOLVERS = {
     "adam": torch.optim.Adam,
@@ -39,7 +41,9 @@ class BatchSource:
     An in-memory ``numpy.ndarray`` is wrapped once as a float32 tensor (no copy when it is
     already float32 and writable; one float32 copy otherwise). Anything else that supports
     ``X[indices]`` -- ``np.memmap``, scipy sparse matrices (densified per batch), zarr or
-    dask arrays -- is read one batch at a time, so it is never loaded whole.
+    dask arrays -- is read one batch at a time and cast to float32 per batch, so it is never
+    loaded whole. Out-of-core arrays are read in index order and the rows then put back in
+    the order asked for: a batch is the same, row for row, as from the in-memory array.
     """
 
     def __init__(self, X, device="cpu"):
@@ -55,14 +59,16 @@ class BatchSource:
         if self._tensor is not None:
             batch = self._tensor[torch.from_numpy(indices)]
         else:
-            rows = self.X[np.sort(indices)] if _is_lazy(self.X) else self.X[indices]
+            order = np.argsort(indices, kind="stable") if _is_lazy(self.X) else None
+            rows = self.X[indices if order is None else indices[order]]
             rows = rows.toarray() if hasattr(rows, "toarray") else rows
-            batch = torch.from_numpy(np.asarray(rows, dtype=np.float32))
+            rows = np.asarray(rows, dtype=np.float32)
+            batch = torch.from_numpy(rows if order is None else rows[np.argsort(order)])
         return batch.to(self.device, non_blocking=True)
 
 
 def _is_lazy(X):
-    # Out-of-core arrays read faster in index order; the order within a batch is irrelevant.
+    # Out-of-core arrays read faster (h5py: only) in increasing index order.
     return isinstance(X, np.memmap) or not isinstance(X, np.ndarray) and not hasattr(X, "toarray")
 
 
@@ -152,12 +158,21 @@ class Trainer:
         batches = batch_indices(indices, self.batch_size, self.generator if self.shuffle else None)
         totals = {}
         for i, batch_idx in enumerate(batches):
-            terms = self.batch_step(source.take(batch_idx))
-            for name, value in terms.items():
-                totals[name] = totals.get(name, 0.0) + value * len(batch_idx)
+            for name, value in self.weighted_step(source, batch_idx).items():
+                totals[name] = totals.get(name, 0.0) + value
             if self.verbose >= 2:
                 _progress(i + 1, len(batches))
+        totals = self.sum_totals(totals)
         return {name: float(total) / len(indices) for name, total in totals.items()}
+
+    def weighted_step(self, source, batch_idx):
+        """One step on the rows ``batch_idx``: its loss terms times its number of rows."""
+        terms = self.batch_step(source.take(batch_idx))
+        return {name: value * len(batch_idx) for name, value in terms.items()}
+
+    def sum_totals(self, totals):
+        """The epoch's weighted loss totals over all processes (here: one)."""
+        return totals
 
     def fit(self, source, indices, state, max_epochs, *, tol=0.0, n_iter_no_change=None,
             validation_score=None):
@@ -166,10 +181,12 @@ class Trainer:
         The reason is ``"converged"`` (no improvement of more than ``tol`` for more than
         ``n_iter_no_change`` epochs, on ``validation_score()`` when given, else on the
         training loss), ``"max_iter"``, ``"diverged"`` (a non-finite loss or weight: the
-        weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C). With
-        ``validation_score`` the best weights are restored at the end.
+        weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the
+        weights of the last complete epoch are restored, so a half-done epoch or optimizer
+        step never remains). With ``validation_score`` the best weights are restored at
+        the end.
         """
-        best = None
+        best = snapshot = None
         reason = "max_iter"
         try:
             for _ in range(max_epochs):
@@ -185,6 +202,7 @@ class Trainer:
                     reason = "diverged"
                     break
                 state.record(terms)
+                snapshot = None  # the weights now are those of a complete epoch
                 score = None
                 if validation_score is not None:
                     score = validation_score()
@@ -198,9 +216,12 @@ class Trainer:
                     reason = "converged"
                     break
         except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user; kept the best weights so far.",
-                          UserWarning, stacklevel=3)
+            warnings.warn(
+                "Training interrupted by user; kept the weights of the last complete epoch "
+                "(of the best one with early stopping).", UserWarning, stacklevel=3)
             reason = "interrupted"
+            if best is None and snapshot is not None:
+                self._restore(snapshot)
         if best is not None:
             self._restore(best)
         return reason
@@ -219,6 +240,101 @@ class Trainer:
             state.best_loss = min(state.best_loss, loss)
         state.no_improvement_count = 0 if improved else state.no_improvement_count + 1
         return improved
+
+
+class DataParallelTrainer(Trainer):
+    """A :class:`Trainer` for one process of a ``torch.distributed`` group.
+
+    Every process holds the same data and the same module and draws the same batches (the
+    generator is seeded alike). Each batch is cut into ``world_size`` contiguous slices;
+    a process computes the gradient of its slice's loss weighted by the slice's share of
+    the batch, and an all-reduce sums them: the gradient of the whole batch, as in one
+    process. Every process then takes the same optimizer step, so the modules stay equal
+    without broadcasting weights. Batch-level statistics inside the objective (the sparse
+    penalty's mean activation) are computed per slice.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As :class:`Trainer`.
+    group : torch.distributed.ProcessGroup or None
+        The process group (``None``: the default group).
+    """
+
+    def __init__(self, *args, group=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+        self.rank = dist.get_rank(group)
+        self.world_size = dist.get_world_size(group)
+        self._device = next(self.module.parameters()).device
+        self._term_names = None
+
+    def fit(self, source, indices, state, max_epochs, **kwargs):
+        sizes = [None] * self.world_size
+        dist.all_gather_object(sizes, (source.n_samples, len(indices)), group=self.group)
+        if len(set(sizes)) > 1:
+            raise ValueError(
+                "data-parallel training needs the same X in every process; the processes "
+                f"have (samples, training samples) = {sizes}.")
+        return super().fit(source, indices, state, max_epochs, **kwargs)
+
+    def weighted_step(self, source, batch_idx):
+        own = np.array_split(batch_idx, self.world_size)[self.rank]
+        self.optimizer.zero_grad(set_to_none=True)
+        if len(own):
+            terms = self.objective(source.take(own))
+            terms = {"loss": sum(terms.values()), **terms}
+            (terms["loss"] * (len(own) / len(batch_idx))).backward()
+            self._term_names = list(terms)
+        elif self._term_names is None:
+            raise ValueError("data-parallel training needs at least as many samples in the "
+                             f"first batch as processes ({self.world_size}).")
+        else:
+            terms = dict.fromkeys(self._term_names, torch.zeros((), device=self._device))
+        self._all_reduce_gradients()
+        self.optimizer.step()
+        return {name: t.detach() * len(own) for name, t in terms.items()}
+
+    def _all_reduce_gradients(self):
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        flat = torch.cat([torch.zeros_like(p).ravel() if p.grad is None else p.grad.ravel()
+                          for p in params])
+        dist.all_reduce(flat, group=self.group)
+        for p, grad in zip(params, torch.split(flat, [p.numel() for p in params])):
+            p.grad = grad.view_as(p)
+
+    def sum_totals(self, totals):
+        names = sorted(totals)
+        flat = torch.stack([torch.as_tensor(totals[name]).to(self._device, torch.float64)
+                            for name in names])
+        dist.all_reduce(flat, group=self.group)
+        return dict(zip(names, flat.cpu()))
+
+
+@dataclass(frozen=True)
+class ProcessGroup:
+    """The ``torch.distributed`` group that training runs data-parallel over."""
+
+    group: object = None
+
+
+_DATA_PARALLEL = contextvars.ContextVar("skae_data_parallel", default=None)
+
+
+def data_parallel_group():
+    """The active :class:`ProcessGroup` (set by ``skae.distributed.data_parallel``) or None."""
+    return _DATA_PARALLEL.get()
+
+
+def shared_seed(seed):
+    """``seed`` as the first process of the active data-parallel group has it, else itself."""
+    parallel = data_parallel_group()
+    if parallel is None:
+        return seed
+    box = [seed]
+    dist.broadcast_object_list(box, src=dist.get_global_rank(parallel.group, 0)
+                               if parallel.group is not None else 0, group=parallel.group)
+    return box[0]
 
 
 def _progress(done, total, width=30):

@@ -17,7 +17,6 @@ import skae
 from skae import Autoencoder
 from skae._persistence import _digest
 
-
 # ---------------------------------------------------------------------------------- helpers
 
 

@@ -15,8 +15,8 @@ from skae import (
     DenoisingAutoencoder,
     SparseAutoencoder,
     VariationalAutoencoder,
+    _losses,
 )
-from skae import _losses
 from skae._nn import ImageView
 
 

@@ -1,0 +1,83 @@
+"""Data-parallel training of one autoencoder over several processes (torch.distributed).
+
+Launch it with torchrun, which starts the processes and sets RANK, WORLD_SIZE and the
+rendezvous address in each::
+
+    torchrun --standalone --nproc-per-node 2 examples/train_data_parallel.py
+    torchrun --standalone --nproc-per-node 2 examples/train_data_parallel.py --quick
+
+Each process loads the same data, initialises the default process group ("gloo" on CPUs,
+"nccl" with ``--device cuda``: one GPU per process, ``cuda:LOCAL_RANK``) and fits inside
+``skae.distributed.data_parallel()``: every batch is split across the processes and their
+gradients are summed, so the steps are those of one process on the whole batch, with the same
+``batch_size`` and ``learning_rate_init``. The first process prints the loss per epoch, the
+test MSE and the time. Run as a plain script (no torchrun) it trains in one process.
+
+Data: MNIST from ``$SKAE_DATA/mnist/``, else scikit-learn's 8x8 digits. No figure.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+
+import torch
+import torch.distributed as dist
+from _common import example_parser, finish_args, load_data
+
+
+def parse_args(argv=None):
+    parser = example_parser(__doc__, __file__)
+    parser.add_argument("--n-components", type=int, default=32)
+    parser.add_argument("--device", default="cpu", help="'cpu', or 'cuda' for one GPU per rank")
+    return finish_args(parser.parse_args(argv), epochs=10)
+
+
+def init_group(device):
+    """The default process group from torchrun's variables (one process without them)."""
+    if "RANK" not in os.environ:
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        return device
+    if device == "cuda":
+        local_rank = int(os.environ["LOCAL_RANK"])
+        torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl")
+        return f"cuda:{local_rank}"
+    dist.init_process_group("gloo")
+    return device
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from sklearn.exceptions import ConvergenceWarning
+
+    from skae import Autoencoder
+    from skae.distributed import data_parallel
+    from skae.metrics import reconstruction_mse
+
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    device = init_group(args.device)
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+    try:
+        X_train, X_test, _, _, _, name = load_data(args.n_samples, None, args.random_state)
+        start = time.perf_counter()
+        ae = Autoencoder(args.n_components, max_iter=args.max_iter, device=device,
+                         random_state=args.random_state)
+        with data_parallel():
+            ae.fit(X_train)
+        seconds = time.perf_counter() - start
+        if rank == 0:
+            print(f"{name}: {len(X_train)} training rows, {world_size} process(es), "
+                  f"{torch.get_num_threads()} thread(s) each, device {device}")
+            for epoch, loss in enumerate(ae.loss_curve_, 1):
+                print(f"epoch {epoch:>3d}: loss {loss:.4f}")
+            print(f"fit in {seconds:.1f} s; test MSE per pixel "
+                  f"{reconstruction_mse(ae, X_test):.5f}")
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

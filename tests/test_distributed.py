@@ -1,0 +1,114 @@
+"""Data-parallel training with torch.distributed (gloo): 2 local processes against 1."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from skae import Autoencoder, SparseAutoencoder
+from skae.distributed import data_parallel
+
+# (estimator, params) pairs trained in each process; random_state=None checks the seed sharing
+CONFIGS = [
+    (Autoencoder, dict(n_components=8, batch_size=64, max_iter=4, random_state=0)),
+    (SparseAutoencoder, dict(n_components=16, batch_size=50, max_iter=3, early_stopping=True,
+                             random_state=None)),
+]
+
+
+def _train_in_group(rank, world_size, init_file, X, out_dir):
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        with data_parallel():
+            models = [cls(**params).fit(X) for cls, params in CONFIGS]
+            mismatch = None
+            try:  # every process must pass the same X
+                Autoencoder(4, max_iter=1).fit(X[: len(X) - rank])
+            except ValueError as exc:
+                mismatch = str(exc)
+        with open(out_dir / f"rank{rank}.pkl", "wb") as f:
+            pickle.dump((models, mismatch), f)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_process_models(digits, tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("ddp")
+    X = digits[0][:1000]
+    mp.spawn(_train_in_group, args=(2, str(out_dir / "init"), X, out_dir), nprocs=2, join=True)
+    results = []
+    for rank in range(2):
+        with open(out_dir / f"rank{rank}.pkl", "rb") as f:
+            results.append(pickle.load(f))
+    return X, results
+
+
+def _weights(model):
+    return [p.detach().numpy() for net in (model.encoder_, model.decoder_)
+            for p in net.parameters()]
+
+
+def test_processes_end_with_identical_models(two_process_models):
+    X, [(models_0, _), (models_1, _)] = two_process_models
+    for m0, m1 in zip(models_0, models_1):
+        for w0, w1 in zip(_weights(m0), _weights(m1)):
+            np.testing.assert_array_equal(w0, w1)
+        assert m0.loss_curve_ == m1.loss_curve_
+        np.testing.assert_array_equal(m0.transform(X), m1.transform(X))
+
+
+def test_two_processes_take_the_steps_of_one(two_process_models):
+    # the summed slice gradients are the whole batch's gradient: same trajectory up to rounding
+    X, [(models, _), _] = two_process_models
+    cls, params = CONFIGS[0]
+    single = cls(**params).fit(X)
+    np.testing.assert_allclose(models[0].loss_curve_, single.loss_curve_, rtol=1e-4)
+    for w_parallel, w_single in zip(_weights(models[0]), _weights(single)):
+        np.testing.assert_allclose(w_parallel, w_single, rtol=1e-3, atol=1e-4)
+
+
+def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
+    # the KL sparsity uses each slice's mean activation: close to, not equal to, one process
+    X, [(models, _), _] = two_process_models
+    cls, params = CONFIGS[1]
+    single = cls(**{**params, "random_state": models[1].random_state}).fit(X)
+    assert models[1].n_iter_ == single.n_iter_ == params["max_iter"]
+    assert models[1].best_validation_score_ == pytest.approx(
+        single.best_validation_score_, rel=0.05)
+    assert models[1].transform(X).mean() == pytest.approx(single.transform(X).mean(), rel=0.1)
+
+
+def test_different_data_in_the_processes_is_a_clear_error(two_process_models):
+    _, [(_, mismatch_0), (_, mismatch_1)] = two_process_models
+    for message in (mismatch_0, mismatch_1):
+        assert message is not None and "same X in every process" in message
+
+
+def test_data_parallel_needs_an_initialised_group():
+    assert not dist.is_initialized()
+    with pytest.raises(RuntimeError, match="init_process_group"):
+        with data_parallel():
+            pass
+
+
+def test_the_torchrun_example_trains_over_two_processes(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node", "2", str(root / "examples" / "train_data_parallel.py"),
+               "--quick"]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 process(es)" in done.stdout and "epoch   2: loss" in done.stdout

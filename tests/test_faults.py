@@ -1,0 +1,79 @@
+"""Faults that must lose nothing: a real SIGINT in the middle of an epoch."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The child trains; a thread sends the process a real SIGINT in the middle of epoch 3 (after
+# the 5th batch of that epoch has started), as Ctrl-C in a terminal does.
+CHILD = textwrap.dedent("""
+    import json, os, signal, threading, warnings
+    import numpy as np
+    from skae import {cls}
+    from skae import _training
+
+    X = np.random.RandomState(0).rand(2000, 20).astype(np.float32)
+    params = dict(batch_size=50, random_state=0, {params})
+    started = threading.Event()
+    original = _training.Trainer.batch_step
+    calls = {{"n": 0}}
+
+    def batch_step(self, batch):
+        calls["n"] += 1
+        if calls["n"] == 2 * 40 + 5:   # 40 batches per epoch: the 5th batch of epoch 3
+            started.set()
+        return original(self, batch)
+
+    _training.Trainer.batch_step = batch_step
+
+    def interrupt():
+        started.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = {cls}(max_iter=50, **params).fit(X)
+    _training.Trainer.batch_step = original
+    reference = {cls}(max_iter=2, **params).fit(X)
+    same = all(
+        np.array_equal(a.detach().numpy(), b.detach().numpy())
+        for net, ref in ((model.encoder_, reference.encoder_), (model.decoder_, reference.decoder_))
+        for a, b in zip(net.parameters(), ref.parameters()))
+    model.set_params(warm_start=True, max_iter=1).fit(X)   # and it can go on training
+    print(json.dumps({{
+        "warnings": [str(w.message) for w in caught],
+        "n_iter": model.n_iter_ - 1,
+        "batches_run": calls["n"],
+        "same_as_two_epochs": same,
+        "finite_codes": bool(np.isfinite(model.transform(X)).all()),
+        "continued_curve": model.loss_curve_[:2] == reference.loss_curve_,
+    }}))
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to self needs POSIX signals")
+@pytest.mark.parametrize("cls, params", [
+    ("Autoencoder", "n_components=4"),
+    ("VariationalAutoencoder", "n_components=2, hidden_layer_sizes=(16,)"),
+])
+def test_sigint_mid_epoch_keeps_the_last_complete_epoch_and_warns(cls, params):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", CHILD.format(cls=cls, params=params)],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any("interrupted" in w for w in result["warnings"])
+    assert 2 * 40 + 5 <= result["batches_run"] < 3 * 40  # it really stopped mid-epoch 3
+    assert result["n_iter"] == 2
+    assert result["same_as_two_epochs"]  # the weights of the last complete epoch, exactly
+    assert result["finite_codes"]
+    assert result["continued_curve"]
