@@ -613,7 +613,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         Weight of the KL term (beta-VAE); 1 gives the ELBO.
 
 """,
-        network=dict(hidden="(256,)", filters="()", code_activation="None"),
+        network=dict(hidden="(512, 256)", filters="()", code_activation="None"),
         training=dict(_TRAINING, batch_size=100, random_extra=", the reparameterisation"),
         see_also="""
     See Also
@@ -647,7 +647,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         n_components=2,
         *,
         beta=1.0,
-        hidden_layer_sizes=(256,),
+        hidden_layer_sizes=(512, 256),
         conv_filters=(),
         kernel_size=3,
         image_shape=None,

@@ -29,10 +29,18 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import assert_all_finite, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
+from ._arrays import (
+    FLOAT_DTYPES,
+    INFERENCE_BATCH,
+    ChunkedArray,
+    is_out_of_core,
+    row_blocks,
+    validate,
+)
 from ._losses import reconstruction
 from ._nn import ACTIVATIONS, Architecture, build_networks, conv_output_size
 from ._training import (
@@ -46,9 +54,6 @@ from ._training import (
     shared_seed,
 )
 
-_FLOAT_DTYPES = (np.float64, np.float32)
-_INFERENCE_BATCH = 4096
-_CHUNK_VALUES = 2**17  # values per chunk when scanning out-of-core X (1 MiB in float64)
 _SEED_MAX = np.iinfo(np.int32).max
 
 
@@ -160,7 +165,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The codes, in the floating dtype of ``X`` (float32 or float64).
         """
         check_is_fitted(self)
-        X = _validate(self, X, reset=False)
+        X = validate(self, X, reset=False)
         return self._encode(X)
 
     def inverse_transform(self, X):
@@ -177,10 +182,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Reconstructed data, in the floating dtype of the codes.
         """
         check_is_fitted(self)
-        if _is_out_of_core(X):
-            Z = _ChunkedArray(X, type(self).__name__).scan(moments=False)
+        if is_out_of_core(X):
+            Z = ChunkedArray(X, type(self).__name__).scan(moments=False)
         else:
-            Z = check_array(X, dtype=_FLOAT_DTYPES, input_name="X")
+            Z = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
@@ -340,7 +345,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # ------------------------------------------------------------------ fitting steps
 
     def _validate_X(self, X, reset):
-        X = _validate(self, X, reset=reset)
+        X = validate(self, X, reset=reset)
         if not reset:
             self._check_loss_domain(X)
         return X
@@ -348,7 +353,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _validate_scored_X(self, X):
         """Data to score: fitted model, right width, and in [0, 1] for BCE."""
         check_is_fitted(self)
-        X = _validate(self, X, reset=False)
+        X = validate(self, X, reset=False)
         self._check_loss_domain(X)
         return X
 
@@ -472,7 +477,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.decoder_.eval()
         with torch.inference_mode():
             networks = (self.encoder_, self.decoder_)
-            chunks = np.array_split(indices, max(1, len(indices) // _INFERENCE_BATCH))
+            chunks = np.array_split(indices, max(1, len(indices) // INFERENCE_BATCH))
             total = sum(float(self._score_tensor(source.take(idx), networks).sum())
                         for idx in chunks)
         self.encoder_.train()
@@ -486,7 +491,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         encoder, _ = self._networks_for(X.dtype)  # once: a float64 copy per block is waste
         fresh = reset or not hasattr(self, "_code_stats")
-        for block in _row_blocks(X):
+        for block in row_blocks(X):
             codes = self._encode(block, encoder).astype(np.float64)
             n, mean_b = len(codes), codes.mean(axis=0)
             centred = codes - mean_b
@@ -532,7 +537,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return self.encoder_, self.decoder_
         return tuple(copy.deepcopy(net).to(torch.float64) for net in (self.encoder_, self.decoder_))
 
-    def _map_rows(self, X, function, batch_size=_INFERENCE_BATCH):
+    def _map_rows(self, X, function, batch_size=INFERENCE_BATCH):
         """Apply a tensor function to ``X`` in batches; returns numpy in ``X``'s dtype.
 
         Each batch's output goes straight into one preallocated result: no list of pieces
@@ -607,125 +612,16 @@ def _in_unit_interval(X):
 def _scaling_stats(X):
     """Per-feature mean and one global scale (the RMS of the centred data)."""
     mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()  # float32 sums drift
-    if isinstance(X, _ChunkedArray):  # moments gathered while validating, chunk by chunk
+    if isinstance(X, ChunkedArray):  # moments gathered while validating, chunk by chunk
         var = X.squared_deviations / X.shape[0]
     elif hasattr(X, "toarray"):
         var = float(np.asarray(X.multiply(X).mean(axis=0, dtype=np.float64)).sum()
                     - np.square(mean).sum())
     else:
-        var = sum(float(np.square(X[i:i + _INFERENCE_BATCH] - mean).sum())
-                  for i in range(0, X.shape[0], _INFERENCE_BATCH)) / X.shape[0]
+        var = sum(float(np.square(X[i:i + INFERENCE_BATCH] - mean).sum())
+                  for i in range(0, X.shape[0], INFERENCE_BATCH)) / X.shape[0]
     scale = math.sqrt(max(var, 0.0) / X.shape[1])
     return mean, (scale if scale > 1e-12 * (1 + np.abs(mean).max()) else 1.0)
-
-
-def _is_out_of_core(X):
-    """Whether ``X`` is validated and read in row chunks rather than loaded whole.
-
-    True for a ``np.memmap`` and for duck-typed lazy arrays: anything with ``shape``,
-    ``__getitem__`` and a numpy ``dtype`` that is not an in-memory ndarray, a sparse matrix
-    or a pandas object (dask, zarr and h5py arrays, for instance).
-    """
-    if isinstance(X, np.memmap):
-        return True
-    if isinstance(X, np.ndarray) or hasattr(X, "toarray") or hasattr(X, "iloc"):
-        return False
-    return (isinstance(getattr(X, "dtype", None), np.dtype) and hasattr(X, "shape")
-            and hasattr(X, "__getitem__"))
-
-
-def _validate(estimator, X, reset):
-    """``validate_data`` for ``estimator``; chunk by chunk for out-of-core ``X``."""
-    if not _is_out_of_core(X):
-        return validate_data(estimator, X, reset=reset, accept_sparse="csr", dtype=_FLOAT_DTYPES)
-    X = _ChunkedArray(X, type(estimator).__name__)
-    validate_data(estimator, X, reset=reset, skip_check_array=True)  # n_features_in_, names
-    return X.scan(moments=reset)
-
-
-def _row_blocks(X, rows=_INFERENCE_BATCH):
-    """Validated ``X`` itself when in memory, else its consecutive blocks of ``rows`` rows."""
-    if not isinstance(X, _ChunkedArray):
-        return [X]
-    return (X[start:start + rows] for start in range(0, X.shape[0], rows))
-
-
-class _ChunkedArray:
-    """An out-of-core 2-D array (see ``_is_out_of_core``), validated and read in row chunks.
-
-    Construction checks the shape and dtype only. :meth:`scan` then reads ``X`` once, chunk
-    by chunk (``_CHUNK_VALUES`` values at a time), checks that every value is finite and
-    records what fitting needs: the per-feature minimum and maximum and, with ``moments``,
-    the per-feature mean and the summed squared deviations from it (merged pairwise, Chan et
-    al.). Indexing reads rows of the source and returns them as an in-memory array in
-    ``dtype`` -- float32 for float32 data, else float64, as ``check_array`` -- so a
-    conversion never holds more than the rows asked for.
-    """
-
-    ndim = 2
-
-    def __init__(self, X, estimator_name):
-        shape = tuple(X.shape)
-        if not all(isinstance(n, Integral) for n in shape):
-            raise ValueError(f"X has an unknown shape {shape}; compute its chunk sizes first "
-                             "(dask: X.compute_chunk_sizes()).")
-        if len(shape) != 2:
-            hint = (" Reshape your data either using array.reshape(-1, 1) if your data has a "
-                    "single feature or array.reshape(1, -1) if it contains a single sample."
-                    if len(shape) == 1 else "")
-            raise ValueError(f"Expected 2D array, got {len(shape)}D {type(X).__name__} of shape "
-                             f"{shape} instead.{hint}")
-        for n, what in zip(shape, ("sample", "feature")):
-            if n < 1:
-                raise ValueError(f"Found array with 0 {what}(s) (shape={shape}) while a minimum "
-                                 f"of 1 is required by {estimator_name}.")
-        if np.dtype(X.dtype).kind not in "biuf":
-            raise ValueError(f"X has dtype {X.dtype}, but an out-of-core X (a np.memmap or a "
-                             "lazy array) must hold real numbers: floats, integers or booleans.")
-        self.source, self.estimator_name = X, estimator_name
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.dtype = np.dtype(np.float32 if X.dtype == np.float32 else np.float64)
-        self.chunk_rows = max(1, _CHUNK_VALUES // self.shape[1])
-        self._mean = None
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, rows):
-        return np.asarray(self.source[rows], dtype=self.dtype)
-
-    def scan(self, moments=True):
-        """Read every chunk once: finite values, extremes and (``moments``) mean and spread."""
-        n_features = self.shape[1]
-        low, high = np.full(n_features, np.inf), np.full(n_features, -np.inf)
-        count, mean, squared = 0, np.zeros(n_features), 0.0
-        for start in range(0, self.shape[0], self.chunk_rows):
-            rows = self[start:start + self.chunk_rows]
-            assert_all_finite(rows, estimator_name=self.estimator_name, input_name="X")
-            low, high = np.minimum(low, rows.min(axis=0)), np.maximum(high, rows.max(axis=0))
-            if moments:
-                chunk = rows.astype(np.float64)
-                k, chunk_mean = len(chunk), chunk.mean(axis=0)
-                chunk -= chunk_mean
-                delta, total = chunk_mean - mean, count + k
-                squared += float(np.vdot(chunk, chunk)) + float(delta @ delta) * count * k / total
-                mean += delta * (k / total)
-                count = total
-        self._low, self._high = low, high
-        if moments:
-            self._mean, self.squared_deviations = mean, squared
-        return self
-
-    def min(self, axis=None):
-        return self._low.copy() if axis == 0 else float(self._low.min())
-
-    def max(self, axis=None):
-        return self._high.copy() if axis == 0 else float(self._high.max())
-
-    def mean(self, axis=0, dtype=np.float64):
-        if axis != 0 or self._mean is None:
-            raise ValueError("Only the per-feature mean of a scanned out-of-core X is known.")
-        return self._mean.copy()
 
 
 def _positive_int_tuple(value, name):
