@@ -42,7 +42,7 @@ from ._arrays import (
     validate,
 )
 from ._losses import reconstruction
-from ._nn import ACTIVATIONS, Architecture, build_networks, conv_output_size
+from ._nn import ACTIVATIONS, Architecture, build_networks, conv_geometry, conv_output_size
 from ._training import (
     SOLVERS,
     BatchSource,
@@ -55,6 +55,7 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
+_INFERENCE_VALUES = 2**23  # activations of the widest layer per inference batch (32 MiB f32)
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -370,6 +371,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.loss_ = self._resolve_loss(X)
         self._check_loss_domain(X)
         self._x_mean, self._x_scale = _scaling_stats(X)
+        self._scaling_cache = {}
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1])
         self.n_components_ = self._architecture.code_size
@@ -444,12 +446,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return reason
 
     def _make_optimizer(self, networks):
-        optimizer = make_optimizer(self.solver, networks.parameters(), self.learning_rate_init)
+        state = None
         if self._optimizer_state is not None and self._optimizer_state[0] == self.solver:
-            optimizer.load_state_dict(self._optimizer_state[1])
-            for group in optimizer.param_groups:
-                group["lr"] = self.learning_rate_init
-        return optimizer
+            state = self._optimizer_state[1]
+        return make_optimizer(self.solver, networks.parameters(), self.learning_rate_init, state)
 
     def _objective(self, generator):
         """The training objective of one batch: named scalar loss terms."""
@@ -520,11 +520,23 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._scaler(x, "normalize") if x_net is None else x_net
 
     def _scaler(self, x, direction):
-        """Standardise (``"normalize"``) or undo it (``"denormalize"``)."""
-        mean = torch.tensor(self._x_mean, dtype=x.dtype, device=x.device)  # may be read-only
+        """Standardise (``"normalize"``) or undo it (``"denormalize"``), one fused op each."""
+        mean, shift = self._scaling_tensors(x.dtype, x.device)
         if direction == "normalize":
-            return (x - mean) / self._x_scale
-        return x * self._x_scale + mean
+            return torch.add(shift, x, alpha=1.0 / self._x_scale)  # (x - mean) / scale
+        return torch.add(mean, x, alpha=self._x_scale)
+
+    def _scaling_tensors(self, dtype, device):
+        """``mean`` and ``-mean / scale`` as tensors, made once per dtype and device."""
+        cache = self.__dict__.get("_scaling_cache")
+        key = (dtype, str(device))
+        if cache is None or key not in cache:
+            mean = torch.tensor(self._x_mean, dtype=dtype, device=device)  # copy: may be read-only
+            tensors = (mean, -mean / self._x_scale)
+            if cache is None:
+                return tensors
+            cache[key] = tensors
+        return cache[key]
 
     def _mean_output(self, output):
         if self.loss_ == "bce":
@@ -537,29 +549,45 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return self.encoder_, self.decoder_
         return tuple(copy.deepcopy(net).to(torch.float64) for net in (self.encoder_, self.decoder_))
 
-    def _map_rows(self, X, function, batch_size=INFERENCE_BATCH):
+    def _map_rows(self, X, function, batch_size=None):
         """Apply a tensor function to ``X`` in batches; returns numpy in ``X``'s dtype.
 
         Each batch's output goes straight into one preallocated result: no list of pieces
-        to concatenate, and no small allocations left behind between batches.
+        to concatenate, and no small allocations left behind between batches. Batches hold
+        up to :data:`INFERENCE_BATCH` rows, fewer when the network's widest layer would
+        otherwise need more than ``_INFERENCE_VALUES`` values per batch.
         """
-        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        batch_size = batch_size or self._inference_batch_size()
+        dtype = np.float64 if X.dtype == np.float64 else np.float32
         result = None
         with torch.inference_mode():
             for start in range(0, max(X.shape[0], 1), batch_size):
                 rows = X[start : start + batch_size]
-                rows = rows.toarray() if hasattr(rows, "toarray") else np.asarray(rows)
-                batch = torch.tensor(rows, dtype=dtype, device=self.device_)
+                rows = rows.toarray() if hasattr(rows, "toarray") else rows
+                rows = np.asarray(rows, dtype=dtype)
+                shareable = rows.flags.writeable and rows.flags.c_contiguous  # no copy needed
+                batch = (torch.from_numpy(rows) if shareable else torch.tensor(rows))
+                batch = batch.to(self.device_)
                 output = function(batch).cpu().numpy()
                 if result is None:
                     result = np.empty((X.shape[0],) + output.shape[1:], dtype=output.dtype)
                 result[start : start + len(output)] = output
         return result
 
+    def _inference_batch_size(self):
+        """Rows per inference batch: the widest layer's activations stay within budget."""
+        arch = self._architecture
+        widths = [arch.n_features, *arch.hidden_layer_sizes]
+        if arch.conv_filters:
+            sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
+            widths += [c * h * w for c, (h, w) in zip(arch.conv_filters, sizes)]
+        return int(np.clip(_INFERENCE_VALUES // max(widths), 1, INFERENCE_BATCH))
+
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ returns __dict__ itself
+        state.pop("_scaling_cache", None)
         for name in ("encoder_", "decoder_"):
             if name in state:
                 state[name] = _tree_to_numpy(state[name].state_dict())
@@ -570,6 +598,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        if "_x_mean" in state:
+            self._scaling_cache = {}
         if "encoder_" in state:
             self._restore_networks(state["encoder_"], state["decoder_"])
         if state.get("_optimizer_state") is not None:

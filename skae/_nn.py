@@ -194,7 +194,8 @@ def build_networks(arch, generator, device="cpu"):
 
     Modules are created on the ``meta`` device (no global RNG draw), materialised on the CPU,
     initialised from ``generator`` (Glorot-uniform weights, zero biases, as Keras does), then
-    moved to ``device``: the same generator gives the same weights on every device.
+    moved to ``device``: the same generator gives the same weights on every device. Conv
+    weights are stored channels-last, the layout of the data's rows.
     """
     networks = []
     for cls in (Encoder, Decoder):
@@ -205,5 +206,7 @@ def build_networks(arch, generator, device="cpu"):
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_uniform_(layer.weight, generator=generator)
                 nn.init.zeros_(layer.bias)
-        networks.append(module.to(device))
+        # channels-last conv weights match the (n, h, w, c) rows: no reorder per convolution
+        layout = torch.channels_last if arch.conv_filters else torch.preserve_format
+        networks.append(module.to(device, memory_format=layout))
     return tuple(networks)

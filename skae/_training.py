@@ -28,11 +28,48 @@ SOLVERS = {
 }
 
 
-def make_optimizer(solver, parameters, learning_rate):
-    """A torch optimizer by name; ``sgd`` uses Nesterov momentum 0.9 as ``MLPRegressor``."""
+def make_optimizer(solver, parameters, learning_rate, state=None):
+    """A torch optimizer by name, with ``state`` (a ``state_dict``) loaded when given.
+
+    ``sgd`` uses Nesterov momentum 0.9 as ``MLPRegressor``. Adam and AdamW use torch's fused
+    kernel (one pass over all parameters per step) where this torch has it.
+    """
+    parameters = list(parameters)
     if solver == "sgd":
-        return torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9, nesterov=True)
-    return SOLVERS[solver](parameters, lr=learning_rate)
+        optimizer = torch.optim.SGD(parameters, lr=learning_rate, momentum=0.9, nesterov=True)
+    else:
+        optimizer = SOLVERS[solver](parameters, lr=learning_rate)
+    if state is not None:
+        optimizer.load_state_dict(state)
+        _match_layouts(optimizer)
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+        if solver in ("adam", "adamw") and _FUSED_ADAM:
+            group["fused"], group["foreach"] = True, None
+    return optimizer
+
+
+def _match_layouts(optimizer):
+    """Give loaded per-parameter state the memory layout of its parameter (channels-last).
+
+    Saved state comes back contiguous; a fused kernel pairs elements by memory order, so
+    a state tensor laid out unlike its parameter would be updated against the wrong weights.
+    """
+    for param, param_state in optimizer.state.items():
+        for key, value in param_state.items():
+            if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
+
+
+def _fused_adam_available():
+    try:  # CPU kernels since torch 2.4
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
+_FUSED_ADAM = _fused_adam_available()
 
 
 class BatchSource:
