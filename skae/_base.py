@@ -113,7 +113,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         continuing = self.warm_start and hasattr(self, "encoder_")
         with _unchanged_on_error(self):
             X = self._validate_X(X, reset=not continuing)
-            if not continuing:
+            if continuing:
+                self._follow_device()
+            else:
                 self._initialize(X)
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
@@ -148,6 +150,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X = self._validate_X(X, reset=first)
             if first:
                 self._initialize(X)
+            else:
+                self._follow_device()
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -167,6 +171,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         check_is_fitted(self)
         X = validate(self, X, reset=False)
+        self._follow_device()
         return self._encode(X)
 
     def inverse_transform(self, X):
@@ -183,6 +188,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             Reconstructed data, in the floating dtype of the codes.
         """
         check_is_fitted(self)
+        self._follow_device()
         if is_out_of_core(X):
             Z = ChunkedArray(X, type(self).__name__).scan(moments=False)
         else:
@@ -356,6 +362,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         check_is_fitted(self)
         X = validate(self, X, reset=False)
         self._check_loss_domain(X)
+        self._follow_device()
         return X
 
     def _check_loss_domain(self, X):
@@ -380,6 +387,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
         self._optimizer_state = None
         self._state = TrainingState()
+
+    def _follow_device(self):
+        """Move a fitted model's networks once ``device`` names another device.
+
+        So ``set_params(device="cuda")`` (or ``"cpu"``) on a fitted model takes effect at
+        its next ``transform``, ``score``, ``inverse_transform`` or training call; the
+        optimizer state follows the weights when training resumes.
+        """
+        device = _resolve_device(self.device)
+        if device != self.device_:
+            self.encoder_.to(device)
+            self.decoder_.to(device)
+            self.device_ = device
+            self._scaling_cache = {}
 
     def _resolve_loss(self, X):
         if self.loss != "auto":

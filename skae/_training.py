@@ -76,7 +76,8 @@ class BatchSource:
     """Rows of a 2-D array, gathered by index as float32 tensors on ``device``.
 
     An in-memory ``numpy.ndarray`` is wrapped once as a float32 tensor (no copy when it is
-    already float32 and writable; one float32 copy otherwise). Anything else that supports
+    already float32 and writable; one float32 copy otherwise) and, for an accelerator, moved
+    there once when it fits. Anything else that supports
     ``X[indices]`` -- ``np.memmap``, scipy sparse matrices (densified per batch), zarr or
     dask arrays -- is read one batch at a time and cast to float32 per batch, so it is never
     loaded whole. Out-of-core arrays are read in index order and the rows then put back in
@@ -90,11 +91,16 @@ class BatchSource:
         self._tensor = None
         if type(X) is np.ndarray and (X.dtype != np.float32 or X.flags.writeable):
             self._tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+            if self.device.type != "cpu":  # an accelerator: move the data once, if it fits
+                try:
+                    self._tensor = self._tensor.to(self.device)
+                except RuntimeError:  # out of device memory: gather batches from the host
+                    pass
 
     def take(self, indices):
         """Rows ``indices`` (a 1-D int64 array) as a float32 tensor."""
         if self._tensor is not None:
-            batch = self._tensor[torch.from_numpy(indices)]
+            batch = self._tensor[torch.from_numpy(indices).to(self._tensor.device)]
         else:
             order = np.argsort(indices, kind="stable") if _is_lazy(self.X) else None
             rows = self.X[indices if order is None else indices[order]]

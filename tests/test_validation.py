@@ -356,4 +356,15 @@ def test_a_failed_refit_leaves_the_previous_model_intact(tabular_data, bad_param
     with pytest.raises(ValueError):
         ae.set_params(**bad_params).fit(X_of(tabular_data))
     assert ae.loss_ == "mse" and ae.n_features_in_ == 10
+    ae.set_params(loss="auto", device="cpu")  # the fitted model follows ``device`` on use
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(tabular_data)), before)
+
+
+def test_a_fitted_model_follows_a_bad_device_with_a_clear_error(unit_data):
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    with pytest.raises(ValueError, match="not a torch device"):
+        ae.set_params(device="tpu").transform(unit_data)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            ae.set_params(device="cuda").transform(unit_data)
+    assert ae.set_params(device="cpu").transform(unit_data).shape == (200, 3)

@@ -1,0 +1,56 @@
+"""The CUDA path: skipped cleanly on machines without a GPU (CI has none)."""
+
+import numpy as np
+import pytest
+import torch
+
+import skae
+from skae import Autoencoder, ConvAutoencoder, VariationalAutoencoder
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: Autoencoder(3, **kw),
+    lambda **kw: ConvAutoencoder(4, conv_filters=(4,), image_shape=(3, 4), **kw),
+    lambda **kw: VariationalAutoencoder(2, hidden_layer_sizes=(8,), **kw),
+], ids=["dense", "conv", "vae"])
+def test_cuda_fit_matches_the_cpu_fit(unit_data, make):
+    cpu = make(max_iter=5, random_state=0).fit(unit_data)
+    gpu = make(max_iter=5, random_state=0, device="cuda").fit(unit_data)
+    assert gpu.device_.startswith("cuda")
+    assert next(gpu.encoder_.parameters()).is_cuda
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-3)
+    np.testing.assert_allclose(gpu.transform(unit_data), cpu.transform(unit_data),
+                               rtol=1e-2, atol=1e-3)
+
+
+def test_a_fitted_model_moves_with_set_params(unit_data):
+    ae = Autoencoder(3, max_iter=3, warm_start=True, random_state=0).fit(unit_data)
+    codes = ae.transform(unit_data)
+    ae.set_params(device="cuda")
+    np.testing.assert_allclose(ae.transform(unit_data), codes, rtol=1e-4, atol=1e-5)
+    assert next(ae.encoder_.parameters()).is_cuda and ae.device_.startswith("cuda")
+    ae.fit(unit_data)  # warm start continues on the GPU, optimizer state included
+    assert ae.n_iter_ == 6
+    ae.set_params(device="cpu")
+    assert ae.transform(unit_data).shape == codes.shape
+    assert not next(ae.encoder_.parameters()).is_cuda and ae.device_ == "cpu"
+
+
+def test_a_model_fitted_on_cuda_saves_and_loads(tmp_path, unit_data):
+    gpu = Autoencoder(3, max_iter=3, device="cuda", random_state=0).fit(unit_data)
+    skae.save(gpu, tmp_path / "m.skae")
+    loaded = skae.load(tmp_path / "m.skae")
+    np.testing.assert_allclose(loaded.transform(unit_data), gpu.transform(unit_data),
+                               rtol=1e-5, atol=1e-6)
+    assert loaded.device_.startswith("cuda")  # device="cuda" is a parameter: it goes back
+
+
+def test_training_data_is_moved_once(unit_data, monkeypatch):
+    from skae._training import BatchSource
+
+    source = BatchSource(unit_data, "cuda")
+    assert source._tensor.is_cuda  # the whole array, once
+    batch = source.take(np.arange(10))
+    assert batch.is_cuda
