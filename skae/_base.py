@@ -55,7 +55,7 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
-_INFERENCE_VALUES = 2**23  # activations of the widest layer per inference batch (32 MiB f32)
+_INFERENCE_VALUES = 2**21  # activations of the widest layer per inference batch (8 MiB f32)
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
