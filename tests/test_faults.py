@@ -37,6 +37,8 @@ CHILD = textwrap.dedent("""
         started.wait()
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own Ctrl-C handler, even where the launcher ignores SIGINT (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=interrupt, daemon=True).start()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
