@@ -344,7 +344,8 @@ class DataParallelTrainer(Trainer):
                           for p in params])
         dist.all_reduce(flat, group=self.group)
         for p, grad in zip(params, torch.split(flat, [p.numel() for p in params])):
-            p.grad = grad.view_as(p)
+            # laid out like the parameter (channels-last conv weights), as a fused step needs
+            p.grad = torch.empty_like(p).copy_(grad.view(p.shape))
 
     def sum_totals(self, totals):
         names = sorted(totals)

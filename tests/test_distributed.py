@@ -12,14 +12,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from skae import Autoencoder, SparseAutoencoder
+from skae import Autoencoder, ConvAutoencoder, SparseAutoencoder
 from skae.distributed import data_parallel
 
 # (estimator, params) pairs trained in each process; random_state=None checks the seed sharing
+# (the ranks would otherwise build and shuffle differently)
 CONFIGS = [
     (Autoencoder, dict(n_components=8, batch_size=64, max_iter=4, random_state=0)),
     (SparseAutoencoder, dict(n_components=16, batch_size=50, max_iter=3, early_stopping=True,
-                             random_state=None)),
+                             random_state=0)),
+    (ConvAutoencoder, dict(conv_filters=(4, 4), batch_size=64, max_iter=3, random_state=0)),
+    (Autoencoder, dict(n_components=4, max_iter=1, random_state=None)),
 ]
 
 
@@ -67,13 +70,14 @@ def test_processes_end_with_identical_models(two_process_models):
         np.testing.assert_array_equal(m0.transform(X), m1.transform(X))
 
 
-def test_two_processes_take_the_steps_of_one(two_process_models):
+@pytest.mark.parametrize("config", [0, 2], ids=["dense", "conv"])
+def test_two_processes_take_the_steps_of_one(two_process_models, config):
     # the summed slice gradients are the whole batch's gradient: same trajectory up to rounding
     X, [(models, _), _] = two_process_models
-    cls, params = CONFIGS[0]
+    cls, params = CONFIGS[config]
     single = cls(**params).fit(X)
-    np.testing.assert_allclose(models[0].loss_curve_, single.loss_curve_, rtol=1e-4)
-    for w_parallel, w_single in zip(_weights(models[0]), _weights(single)):
+    np.testing.assert_allclose(models[config].loss_curve_, single.loss_curve_, rtol=1e-4)
+    for w_parallel, w_single in zip(_weights(models[config]), _weights(single)):
         np.testing.assert_allclose(w_parallel, w_single, rtol=1e-3, atol=1e-4)
 
 
@@ -81,7 +85,7 @@ def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
     # the KL sparsity uses each slice's mean activation: close to, not equal to, one process
     X, [(models, _), _] = two_process_models
     cls, params = CONFIGS[1]
-    single = cls(**{**params, "random_state": models[1].random_state}).fit(X)
+    single = cls(**params).fit(X)
     assert models[1].n_iter_ == single.n_iter_ == params["max_iter"]
     assert models[1].best_validation_score_ == pytest.approx(
         single.best_validation_score_, rel=0.05)
