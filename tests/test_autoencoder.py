@@ -339,6 +339,6 @@ def test_alpha_shrinks_the_weights(unit_data):
     def weight_norm(alpha):
         ae = Autoencoder(3, alpha=alpha, max_iter=30, learning_rate_init=0.01,
                          random_state=0).fit(unit_data)
-        return float(ae.encoder_[0].weight.square().sum())
+        return float(ae.encoder_[0].weight.detach().square().sum())
 
     assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
