@@ -148,7 +148,7 @@ def test_fitting_a_memmap_keeps_anonymous_memory_within_a_budget(tmp_path, dtype
 def test_a_lazy_array_fits_like_the_in_memory_array_without_being_loaded(wide_data, dtype):
     data = wide_data.astype(dtype)
     lazy = LazyArray(data)
-    make = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=2, batch_size=200,
+    make = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=2, batch_size=200,  # noqa: E731
                                random_state=0)
     from_lazy, in_memory = make().fit(lazy), make().fit(data)
     # batches are read in index order but trained on in the shuffled order: the same steps
@@ -173,7 +173,7 @@ def test_a_lazy_array_fits_like_the_in_memory_array_without_being_loaded(wide_da
 @pytest.mark.parametrize("cls", [DenoisingAutoencoder, VariationalAutoencoder])
 def test_random_variants_draw_the_same_noise_per_row_from_a_memmap(tmp_path, unit_data, cls):
     X_map = _memmap(tmp_path / "X.dat", unit_data, "r")
-    make = lambda: cls(3, hidden_layer_sizes=(8,), max_iter=3, batch_size=32,
+    make = lambda: cls(3, hidden_layer_sizes=(8,), max_iter=3, batch_size=32,  # noqa: E731
                        random_state=0)
     from_map, in_memory = make().fit(X_map), make().fit(unit_data)
     np.testing.assert_allclose(from_map.loss_curve_, in_memory.loss_curve_, rtol=1e-6)
@@ -184,7 +184,7 @@ def test_random_variants_draw_the_same_noise_per_row_from_a_memmap(tmp_path, uni
 def test_a_float64_memmap_opened_read_write_is_cast_per_batch_and_left_unchanged(
         tmp_path, tabular_data):
     X_map = _memmap(tmp_path / "X.dat", tabular_data, "r+")
-    make = lambda: Autoencoder(3, max_iter=3, batch_size=32, random_state=0)
+    make = lambda: Autoencoder(3, max_iter=3, batch_size=32, random_state=0)  # noqa: E731
     from_map, in_memory = make().fit(X_map), make().fit(tabular_data)
     assert from_map.loss_ == in_memory.loss_ == "mse"
     np.testing.assert_allclose(from_map._x_mean, in_memory._x_mean, rtol=1e-12)
@@ -266,7 +266,7 @@ def test_a_dask_array_fits_chunk_by_chunk(wide_data):
     da = pytest.importorskip("dask.array")
     data = wide_data.astype(np.float64)
     lazy = da.from_array(data, chunks=(2500, 32))
-    make = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=2, batch_size=200,
+    make = lambda: Autoencoder(3, hidden_layer_sizes=(8,), max_iter=2, batch_size=200,  # noqa: E731
                                random_state=0)
     from_dask, in_memory = make().fit(lazy), make().fit(data)
     np.testing.assert_allclose(from_dask.transform(lazy), in_memory.transform(data),
