@@ -15,8 +15,11 @@ evaluated on the test split:
   rows, so on MNIST it is fitted on a subset (``--kernel-rows``).
 
 Results go to ``--out`` as ``results_<dataset>.md``, ``.csv`` and ``.png`` (error against
-code size, one line per model). Each finished cell is appended to the CSV at once, and a
-rerun skips the cells already there (``--force`` refits them), so an interrupted run resumes.
+code size, one line per model). A run refits every cell it is asked for (``--models``,
+``--n-components``) and replaces those cells in the CSV; the tables and the plot show every
+cell of the CSV, and say how many come from earlier runs. Each finished cell is written to
+the CSV at once, so ``--resume`` continues an interrupted run, skipping the cells already
+there.
 
 Usage::
 
@@ -207,6 +210,13 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
+def write_rows(rows, path):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def append_row(row, path):
     new = not path.exists()
     with open(path, "a", newline="") as f:
@@ -267,8 +277,8 @@ def parse_args(argv=None):
                         help="training rows for KernelPCA (default: 2000)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
                         help="directory for the results (default: benchmarks/results)")
-    parser.add_argument("--force", action="store_true",
-                        help="refit cells already in the CSV instead of skipping them")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the cells already in the CSV (continue an interrupted run)")
     parser.add_argument("--random-state", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -293,11 +303,13 @@ def main(argv=None):
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"results_{args.dataset}"
     csv_path = Path(f"{stem}.csv")
-    if args.force:
-        csv_path.unlink(missing_ok=True)
-    rows = read_rows(csv_path)
-    done = {(r["model"], int(r["n_components"])) for r in rows}
     cells = [(n, name) for n in args.n_components for name in names]
+    rows = read_rows(csv_path)
+    if not args.resume:  # refit the requested cells: drop their earlier rows
+        requested = {cell[::-1] for cell in cells}
+        rows = [r for r in rows if (r["model"], int(r["n_components"])) not in requested]
+        write_rows(rows, csv_path)
+    done = {(r["model"], int(r["n_components"])) for r in rows}
     print(f"{args.dataset}: {X_train.shape[0]} train and {X_test.shape[0]} test samples, "
           f"{X_train.shape[1]} features; autoencoders: {training}; {len(cells)} cells, "
           f"{sum(c[::-1] in done for c in cells)} already in {csv_path}", flush=True)
@@ -316,7 +328,6 @@ def main(argv=None):
               f"fit={row['fit_time_s']:.1f}s mem={row['peak_fit_mb']:.0f}MB", flush=True)
     total = time.perf_counter() - total
 
-    rows = [r for r in rows if r["model"] in names and int(r["n_components"]) in args.n_components]
     table = markdown_table(rows)
     with open(f"{stem}.md", "w") as f:
         f.write(f"# skae against PCA on {args.dataset}\n\n")
@@ -325,8 +336,11 @@ def main(argv=None):
         f.write(f"Command: `{command}`\n\n")
         f.write(f"Test split: {X_test.shape[0]} samples of {X_test.shape[1]} features in "
                 f"[0, 1]; autoencoders: {training}; random_state: {args.random_state}.\n\n")
+        carried = len(done)
         f.write(f"Environment: {environment_line()}, {platform.machine()}. "
-                f"Time of this run: {total:.0f} s.\n\n")
+                f"Time of this run: {total:.0f} s; {len(rows) - carried} cells fitted in it, "
+                f"{carried} read from `{csv_path.name}` (fitted by earlier runs, whose times "
+                "they keep).\n\n")
         f.write(table + "\n")
     write_plot(rows, f"{stem}.png", args.dataset)
 

@@ -486,11 +486,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return objective
 
     def _weight_decay(self):
-        """The ``alpha`` L2 penalty on the weights (parameters with 2 or more dimensions)."""
+        """The ``alpha`` L2 penalty on the weights (parameters with 2 or more dimensions).
+
+        The decoder's weights are taken as its input sees them (see ``Decoder.code_scale``),
+        so a fixed rescaling of the code does not change what the penalty means.
+        """
         if not self.alpha:
             return {}
-        weights = [p for net in (self.encoder_, self.decoder_) for p in net.parameters()
-                   if p.dim() >= 2]
+        weights = [p for p in self.encoder_.parameters() if p.dim() >= 2]
+        weights += self.decoder_.effective_weights()
         return {"weight_decay": 0.5 * self.alpha * sum(w.square().sum() for w in weights)}
 
     def _validation_score(self, source, indices):

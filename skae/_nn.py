@@ -31,7 +31,8 @@ class Architecture:
     ``image_shape`` is ``(height, width, channels)``; rows of the data are the C-order
     flattening of that shape. It is only used when ``conv_filters`` is not empty.
     ``code_width`` is the width of the encoder's last layer (twice the code size for a
-    variational encoder, which outputs the mean and the log-variance).
+    variational encoder, which outputs the mean and the log-variance). The decoder multiplies
+    its input by ``code_scale`` (a fixed factor, not a parameter).
     """
 
     n_features: int
@@ -43,6 +44,7 @@ class Architecture:
     image_shape: tuple | None = None
     activation: str = "relu"
     code_activation: str = "relu"
+    code_scale: float = 1.0
 
     def to_dict(self):
         return asdict(self)
@@ -187,6 +189,17 @@ class Decoder(nn.Sequential):
         if arch.conv_filters:
             layers += _conv_decoder(arch)
         super().__init__(*layers)
+        self.code_scale = arch.code_scale
+
+    def forward(self, code):
+        if self.code_scale != 1.0:
+            code = code * self.code_scale
+        return super().forward(code)
+
+    def effective_weights(self):
+        """The weight tensors as the code sees them: the first one times ``code_scale``."""
+        weights = [p for p in self.parameters() if p.dim() >= 2]
+        return [weights[0] * self.code_scale] + weights[1:] if weights else []
 
 
 def build_networks(arch, generator, device="cpu"):

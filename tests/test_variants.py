@@ -173,7 +173,7 @@ def test_kl_sparse_code_is_sparse_and_over_complete_works(digits):
     X_train, X_test = digits
     kw = dict(n_components=100, max_iter=40, batch_size=64, learning_rate_init=3e-3, random_state=0)
     sae = SparseAutoencoder(sparsity_weight=3.0, **kw).fit(X_train)  # 100 > 64 features
-    dense = SparseAutoencoder(sparsity_weight=0.0, **kw).fit(X_train)
+    dense = Autoencoder(code_activation="logistic", **kw).fit(X_train)  # no penalty
     mean_sparse = sae.transform(X_test).mean()
     assert 0.02 < mean_sparse < 0.12
     assert dense.transform(X_test).mean() > 2 * mean_sparse
@@ -329,3 +329,22 @@ def test_vae_rejects_none_components_and_non_linear_code(unit_data):
         VariationalAutoencoder(n_components=None).fit(unit_data)
     with pytest.raises(ValueError, match="linear"):
         VariationalAutoencoder(code_activation="relu").fit(unit_data)
+
+
+def test_kl_sparse_decoder_reads_the_code_over_its_target(unit_data):
+    sae = SparseAutoencoder(4, sparsity_target=0.1, max_iter=2, random_state=0).fit(unit_data)
+    code = sae.transform(unit_data)
+    linear = sae.decoder_[0]
+    logits = (code / 0.1) @ linear.weight.detach().numpy().T + linear.bias.detach().numpy()
+    expected = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(sae.inverse_transform(code), expected, rtol=1e-5, atol=1e-6)
+    # weight decay sees the decoder's weights as the code does: W / rho
+    sae.set_params(alpha=0.5)
+    enc_w = sae.encoder_[0].weight.detach().numpy().astype(np.float64)
+    dec_w = linear.weight.detach().numpy().astype(np.float64) / 0.1
+    expected_decay = 0.25 * (np.square(enc_w).sum() + np.square(dec_w).sum())
+    with torch.no_grad():
+        assert float(sae._weight_decay()["weight_decay"]) == pytest.approx(expected_decay, rel=1e-5)
+    l1 = SparseAutoencoder(4, sparsity="l1", code_activation="relu", max_iter=2,
+                           random_state=0).fit(unit_data)
+    assert l1.decoder_.code_scale == 1.0
