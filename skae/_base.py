@@ -533,7 +533,32 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _encode(self, X, encoder=None):
         """Codes of validated data ``X``, in its dtype (``encoder``: one for that dtype)."""
         encoder = self._networks_for(X.dtype)[0] if encoder is None else encoder
-        return self._map_rows(X, lambda x: self._code(encoder(self._scaler(x, "normalize"))))
+        encode = self._standardising(encoder)
+        return self._map_rows(X, lambda x: self._code(encode(x)))
+
+    def _standardising(self, encoder):
+        """``x -> encoder(standardised x)`` for inference, in one pass over ``x``.
+
+        A dense first layer absorbs the standardisation, ``W (x - m) / s + b = (W / s) x +
+        (b - (W / s) m)``, so no standardised copy of each batch is made; an encoder that
+        starts with convolutions standardises as in training.
+        """
+        layers = list(encoder)
+        first = layers[0]
+        if not isinstance(first, torch.nn.Linear):
+            return lambda x: encoder(self._scaler(x, "normalize"))
+        with torch.no_grad():
+            mean, _ = self._scaling_tensors(first.weight.dtype, first.weight.device)
+            weight = first.weight / self._x_scale
+            bias = first.bias - weight @ mean
+
+        def encode(x):
+            x = torch.nn.functional.linear(x, weight, bias)
+            for layer in layers[1:]:
+                x = layer(x)
+            return x
+
+        return encode
 
     def _target(self, x, x_net=None):
         """Reconstruction target of clean data ``x``: ``x`` itself for BCE, else standardised.

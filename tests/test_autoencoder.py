@@ -342,3 +342,16 @@ def test_alpha_shrinks_the_weights(unit_data):
         return float(ae.encoder_[0].weight.detach().square().sum())
 
     assert weight_norm(1.0) < 0.5 * weight_norm(0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_transform_folds_the_standardisation_into_the_first_layer_exactly(tabular_data, dtype):
+    # MSE data are standardised (mean 0, one global scale); transform folds that into the
+    # first dense layer, and must give the codes of the training-time computation
+    X = tabular_data.astype(dtype)
+    ae = Autoencoder(3, hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X)
+    encoder = ae._networks_for(X.dtype)[0]
+    with torch.no_grad():
+        expected = encoder(ae._scaler(torch.from_numpy(X), "normalize")).numpy()
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(ae.transform(X), expected, rtol=rtol, atol=rtol)
