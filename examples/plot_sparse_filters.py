@@ -5,10 +5,12 @@ units (more than the 64 pixels of the fallback digits) trained with reconstructi
 sum_j KL(rho || rho_hat_j), where rho_hat_j is the mean activation of unit j over the batch
 and rho = 0.05 (``skae.SparseAutoencoder(n_components=128)``). The left panel shows the
 first 64 rows of the encoder's weight matrix as images: pen strokes and digit parts, as in
-Ng's notes, thanks to weight decay (``alpha=0.01``). Without it (``--alpha 0``) the tiles
-look like noise: pixels that are rarely on take large weights at little cost. Decay shrinks
-the pre-activations, so the sparsity penalty needs more weight to hold the mean activation
-near rho: ``sparsity_weight=10`` here instead of the default 3. The right panel is the
+Ng's notes, thanks to weight decay (``alpha=0.01``). Without it (``--alpha 0``) the units
+meet the target with low, graded activity (almost no activation above 0.5), which
+reconstructs better, and the tiles look like noise; decay makes the large decoder weights
+such a code needs costly, so the units become detectors that are mostly off and sometimes
+fully on. Decay also shrinks the pre-activations, so the sparsity penalty needs more weight
+to hold the mean activation near rho: ``sparsity_weight=10`` here instead of the default 3. The right panel is the
 histogram of the units' mean activations on test data, which the penalty pulls towards rho.
 
 It prints the mean code activation (overall, and the range over units) on the test
@@ -16,7 +18,7 @@ digits, against the target rho, and the test reconstruction error.
 
 Data: MNIST from ``$SKAE_DATA/mnist/`` (``skae.datasets.load_mnist(download=False)``);
 without it, scikit-learn's 8x8 digits (pixels / 16). By default it trains 50 epochs on a
-random 10,000 of MNIST's training digits, batch 256: about 15 seconds on 2 CPU cores.
+random 10,000 of MNIST's training digits, batch 256: about 10 seconds on 2 CPU cores.
 
 Usage::
 
