@@ -16,10 +16,11 @@ evaluated on the test split:
 
 Results go to ``--out`` as ``results_<dataset>.md``, ``.csv`` and ``.png`` (error against
 code size, one line per model). A run refits every cell it is asked for (``--models``,
-``--n-components``) and replaces those cells in the CSV; the tables and the plot show every
-cell of the CSV, and say how many come from earlier runs. Each finished cell is written to
-the CSV at once, so ``--resume`` continues an interrupted run, skipping the cells already
-there.
+``--n-components``) and replaces those cells in the CSV; the table and the plot show every
+cell of the CSV, and the table's header says how many come from earlier runs (which keep
+the settings they were fitted with; the ``epochs`` column shows each cell's). Each finished
+cell is written to the CSV at once, so ``--resume`` continues an interrupted run, skipping
+the cells already there.
 
 Usage::
 
@@ -339,8 +340,8 @@ def main(argv=None):
         carried = len(done)
         f.write(f"Environment: {environment_line()}, {platform.machine()}. "
                 f"Time of this run: {total:.0f} s; {len(rows) - carried} cells fitted in it, "
-                f"{carried} read from `{csv_path.name}` (fitted by earlier runs, whose times "
-                "they keep).\n\n")
+                f"{carried} read from `{csv_path.name}` (fitted by earlier runs, whose "
+                "settings and times they keep).\n\n")
         f.write(table + "\n")
     write_plot(rows, f"{stem}.png", args.dataset)
 

@@ -15,10 +15,14 @@ About 5 minutes on 2 cores. Results: ``benchmarks/results/sparse_code_scale.md``
 """
 
 import dataclasses
+import datetime
+import platform
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, SparseAutoencoder
@@ -34,6 +38,7 @@ class UnscaledSparseAutoencoder(SparseAutoencoder):
 
 def main():
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
+    start = time.perf_counter()
     X_train = load_mnist("train", return_X_y=True)[0]
     X_test = load_mnist("test", return_X_y=True)[0]
 
@@ -61,8 +66,10 @@ def main():
                      f"{codes.mean():.4f} | {np.mean(codes > 0.5):.4f} |")
         print(lines[-1], flush=True)
     out = Path("benchmarks/results/sparse_code_scale.md")
-    out.write_text("`SKAE_DATA=../shared/data python benchmarks/sparse_code_scale.py`\n\n"
-                   + "\n".join(lines) + "\n")
+    out.write_text(
+        f"`SKAE_DATA=../shared/data python benchmarks/sparse_code_scale.py`, "
+        f"{datetime.date.today()}\n\n{environment_line()}, {platform.machine()}. Time of this "
+        f"run: {time.perf_counter() - start:.0f} s.\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

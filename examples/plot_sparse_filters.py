@@ -10,8 +10,9 @@ meet the target with low, graded activity (almost no activation above 0.5), whic
 reconstructs better, and the tiles look like noise; decay makes the large decoder weights
 such a code needs costly, so the units become detectors that are mostly off and sometimes
 fully on. Decay also shrinks the pre-activations, so the sparsity penalty needs more weight
-to hold the mean activation near rho: ``sparsity_weight=10`` here instead of the default 3. The right panel is the
-histogram of the units' mean activations on test data, which the penalty pulls towards rho.
+to hold the mean activation near rho: ``sparsity_weight=10`` here instead of the default 3.
+The right panel is the histogram of the units' mean activations on test data, which the
+penalty pulls towards rho.
 
 It prints the mean code activation (overall, and the range over units) on the test
 digits, against the target rho, and the test reconstruction error.

@@ -114,7 +114,9 @@ _ATTRIBUTES = """\
         The torch device the networks live on.
 
     encoder_, decoder_ : torch.nn.Module
-        The trained networks; the decoder outputs logits for ``loss_="bce"``.
+        The trained networks; the decoder outputs logits for ``loss_="bce"``. Call them as
+        modules: the decoder first multiplies the code by its ``code_scale`` (``1 / rho``
+        for a KL-sparse model, else 1), a fixed factor that is not in its ``state_dict``.
 
     n_iter_ : int
         Number of epochs trained.

@@ -47,7 +47,10 @@ class Architecture:
     code_scale: float = 1.0
 
     def to_dict(self):
-        return asdict(self)
+        data = asdict(self)
+        if data["code_scale"] == 1.0:  # files without the factor stay readable by older skae
+            del data["code_scale"]
+        return data
 
     @classmethod
     def from_dict(cls, data):
@@ -194,12 +197,16 @@ class Decoder(nn.Sequential):
     def forward(self, code):
         if self.code_scale != 1.0:
             code = code * self.code_scale
-        return super().forward(code)
+        for layer in self:
+            code = layer(code)
+        return code
 
     def effective_weights(self):
         """The weight tensors as the code sees them: the first one times ``code_scale``."""
         weights = [p for p in self.parameters() if p.dim() >= 2]
-        return [weights[0] * self.code_scale] + weights[1:] if weights else []
+        if self.code_scale == 1.0 or not weights:
+            return weights
+        return [weights[0] * self.code_scale] + weights[1:]
 
 
 def build_networks(arch, generator, device="cpu"):

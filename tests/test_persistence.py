@@ -520,3 +520,15 @@ def test_load_never_calls_an_unpickler_or_eval(saved, unit_data, monkeypatch):
         pickle.loads(pickle.dumps(1))
     loaded = skae.load(path)
     np.testing.assert_array_equal(loaded.transform(unit_data), ae.transform(unit_data))
+
+
+def test_architecture_without_code_scale_reads_as_factor_one():
+    # files written before the KL-sparse decoder's factor existed have no code_scale key,
+    # and files of models without the factor still omit it (older skae can read them)
+    from skae._nn import Architecture
+
+    plain = Architecture(n_features=4, code_width=2, code_size=2)
+    assert "code_scale" not in plain.to_dict()
+    assert Architecture.from_dict(plain.to_dict()).code_scale == 1.0
+    scaled = Architecture(n_features=4, code_width=2, code_size=2, code_scale=20.0)
+    assert Architecture.from_dict(scaled.to_dict()) == scaled
