@@ -11,7 +11,7 @@ code is)::
 
     SKAE_DATA=../shared/data python benchmarks/sparse_code_scale.py
 
-About 5 minutes on 2 cores. Results: ``benchmarks/results/sparse_code_scale.md``.
+About 2.5 minutes on 2 cores. Results: ``benchmarks/results/sparse_code_scale.md``.
 """
 
 import dataclasses
