@@ -807,6 +807,9 @@ class VariationalAutoencoder(BaseAutoencoder):
     def _draw_codes(self, n_samples, rng):
         return rng.standard_normal((n_samples, self.n_components_))
 
+    def _update_code_distribution(self, X, reset):
+        """Nothing to gather: ``sample`` draws codes from the prior, N(0, I)."""
+
 
 def _dense(array):
     return array.toarray() if hasattr(array, "toarray") else np.asarray(array)

@@ -298,6 +298,20 @@ def test_vae_samples_decode_prior_draws(fitted_vae):
     np.testing.assert_array_equal(samples, vae.sample(5, random_state=0))
 
 
+def test_vae_training_never_encodes_x_for_code_statistics(unit_data, monkeypatch):
+    # sample() draws from the prior, so fit and partial_fit need no pass over X afterwards
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("X was encoded after training")
+
+    monkeypatch.setattr(VariationalAutoencoder, "_encode", no_encoding)
+    vae = VariationalAutoencoder(2, max_iter=2, random_state=0).fit(unit_data)
+    vae.partial_fit(unit_data)
+    assert vae.sample(3, random_state=0).shape == (3, unit_data.shape[1])
+    monkeypatch.setattr(Autoencoder, "_encode", no_encoding)
+    with pytest.raises(AssertionError, match="encoded"):  # the others do gather them
+        Autoencoder(2, max_iter=2, random_state=0).fit(unit_data)
+
+
 def test_vae_records_a_weighted_kl_term(fitted_vae, unit_data):
     vae, _ = fitted_vae
     assert set(vae.loss_terms_) == {"reconstruction", "kl"}
