@@ -16,7 +16,9 @@ order rotates each round) and the best of the rounds kept:
   forward) over the fp32 matmul rate of a large ``torch.mm`` measured every round, and
   (d) Keras 3 on TensorFlow running the chapter's own model with skae's batch size and
   optimizer (Adam, 1e-3); skipped when ``keras`` with a TensorFlow backend is not
-  importable (``--keras-python`` points at another interpreter that has it).
+  importable (``--keras-python`` points at another interpreter that has it), and
+  (e) the plain loop with its network under ``torch.compile``: the compile lever, with the
+  time of its first epoch, compilation included (``--no-compile`` skips it);
   skae's epoch is a steady-state ``partial_fit`` call (the first call, which also computes
   the scaling statistics and builds the network, is reported apart); ``partial_fit`` also
   validates ``X`` and encodes it once to update the code statistics used by ``sample``, so
@@ -145,13 +147,15 @@ def plain_network(model, n_features, image_shape):
 class PlainLoop:
     """The obvious PyTorch training loop: randperm, index, forward, BCE, backward, step."""
 
-    def __init__(self, model, X, image_shape, batch_size, learning_rate):
+    def __init__(self, model, X, image_shape, batch_size, learning_rate, compiled=False):
         import torch
 
         torch.manual_seed(0)
         self.torch = torch
         self.network = plain_network(model, X.shape[1], image_shape)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate)
+        if compiled:  # forward and backward graphs compiled by inductor at the first batch
+            self.network = torch.compile(self.network)
         self.X = torch.from_numpy(X)
         if model == "conv":  # rows are (h, w, c) flattened: NCHW images, as one would write
             h, w, c = image_shape
@@ -489,6 +493,17 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
     plain = PlainLoop(model, X, image_shape, batch_size, estimator.learning_rate_init)
     plain.epoch()  # warm-up
     candidates["plain loop"] = plain.epoch
+    compile_note = "skipped (--no-compile)"
+    if not args.no_compile:
+        try:
+            compiled = PlainLoop(model, X, image_shape, batch_size,
+                                 estimator.learning_rate_init, compiled=True)
+            warm_up = timed(compiled.epoch)
+            candidates["plain loop, torch.compile"] = compiled.epoch
+            compile_note = f"first epoch, compilation included: {warm_up:.1f} s"
+        except Exception as exc:  # noqa: BLE001 -- no C++ compiler, unsupported op, ...
+            compile_note = f"unavailable: {type(exc).__name__}: {exc}"[:200]
+        print(f"  plain loop with torch.compile: {compile_note}", flush=True)
     mlp = None
     if model in MLP_HIDDEN:
         mlp = MLPRegressor(hidden_layer_sizes=MLP_HIDDEN[model], random_state=0)
@@ -529,6 +544,7 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
         "skae loop": "training loop only (private _train: no validation, no code statistics)",
         "plain loop": (f"batch {batch_size}, Adam 1e-3, sigmoid + F.binary_cross_entropy"
                        + (", NCHW images" if model == "conv" else "")),
+        "plain loop, torch.compile": f"the plain loop's network under torch.compile; {compile_note}",
         "MLPRegressor": (f"hidden_layer_sizes={MLP_HIDDEN.get(model)}, batch_size='auto' "
                          f"(min(200, n)), Adam 1e-3, squared error, float32"),
         "Keras": (f"the chapter's model, batch {batch_size}, Adam 1e-3, binary_crossentropy, "
@@ -747,6 +763,8 @@ def parse_args(argv=None):
     parser.add_argument("--keras-python", default=sys.executable,
                         help="Python interpreter with keras and tensorflow-cpu (default: this)")
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras comparison")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the plain loop under torch.compile (the compile lever)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch, BLAS and TensorFlow threads (default: torch's default, "
                              "the number of cores); on a busy shared machine 1 is steadier")
