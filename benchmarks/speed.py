@@ -544,7 +544,8 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
         "skae loop": "training loop only (private _train: no validation, no code statistics)",
         "plain loop": (f"batch {batch_size}, Adam 1e-3, sigmoid + F.binary_cross_entropy"
                        + (", NCHW images" if model == "conv" else "")),
-        "plain loop, torch.compile": f"the plain loop's network under torch.compile; {compile_note}",
+        "plain loop, torch.compile": ("the plain loop's network under torch.compile; "
+                                      + compile_note),
         "MLPRegressor": (f"hidden_layer_sizes={MLP_HIDDEN.get(model)}, batch_size='auto' "
                          f"(min(200, n)), Adam 1e-3, squared error, float32"),
         "Keras": (f"the chapter's model, batch {batch_size}, Adam 1e-3, binary_crossentropy, "
