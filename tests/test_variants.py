@@ -17,7 +17,7 @@ from skae import (
     VariationalAutoencoder,
     _losses,
 )
-from skae._nn import ImageView
+from skae._nn import Architecture, Encoder, ImageView, UpsampledConv2d, build_networks
 
 
 def _mse(a, b):
@@ -55,6 +55,65 @@ def test_conv_works_for_any_image_size(image_shape, code_size):
                          random_state=0).fit(X)
     assert ae.n_components_ == code_size
     assert ae.inverse_transform(ae.transform(X)).shape == X.shape
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+@pytest.mark.parametrize("c_in, c_out, hw", [(16, 1, (7, 7)), (3, 3, (4, 6)), (2, 4, (1, 5))])
+def test_upsampled_conv_is_upsample_then_conv(kernel, c_in, c_out, hw):
+    torch.manual_seed(0)
+    fused = UpsampledConv2d(c_in, c_out, kernel).double()
+    plain = nn.Conv2d(c_in, c_out, kernel, padding="same").double()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(5, c_in, *hw, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last)
+    x_fused, x_plain = x.clone().requires_grad_(), x.clone().requires_grad_()
+    high = (2 * hw[0], 2 * hw[1])
+    out_fused = fused(x_fused)
+    out_plain = plain(nn.functional.interpolate(x_plain, size=high, mode="nearest"))
+    torch.testing.assert_close(out_fused, out_plain)
+    grad = torch.randn_like(out_plain)
+    out_fused.backward(grad)
+    out_plain.backward(grad)
+    torch.testing.assert_close(x_fused.grad, x_plain.grad)
+    for name, param in fused.named_parameters():
+        torch.testing.assert_close(param.grad, plain.get_parameter(name).grad)
+
+
+def _chapter_arch(**kw):
+    return Architecture(n_features=784, code_width=None, code_size=128, conv_filters=(16, 8, 8),
+                        image_shape=(28, 28, 1), **kw)
+
+
+def test_decoder_fuses_only_the_upsampling_before_few_output_channels():
+    _, decoder = build_networks(_chapter_arch(), torch.Generator().manual_seed(0))
+    kinds = [type(m).__name__ for m in decoder]
+    assert kinds == ["Unflatten", "Conv2d", "ReLU", "Upsample", "Conv2d", "ReLU", "Upsample",
+                     "Conv2d", "ReLU", "Identity", "UpsampledConv2d", "ImageView"]
+    # 8 -> 16 output channels and the 4 -> 7 upsampling (not 2x) stay as they were
+    _, odd = build_networks(_chapter_arch(kernel_size=4), torch.Generator().manual_seed(0))
+    assert not any(isinstance(m, UpsampledConv2d) for m in odd)
+    # parameter names do not depend on the fusion
+    assert list(decoder.state_dict()) == list(odd.state_dict())
+
+
+@pytest.mark.parametrize("activation, pool_first", [("relu", True), ("tanh", True),
+                                                    ("gelu", False)])
+def test_encoder_pools_before_a_non_decreasing_activation(activation, pool_first):
+    arch = _chapter_arch(activation=activation)
+    encoder = Encoder(arch)
+    kinds = [type(m).__name__ for m in encoder][1:4]
+    assert (kinds[1] == "MaxPool2d") is pool_first
+    # the same function as convolution, activation, then pooling
+    reference, pool = [], None
+    for layer in encoder:
+        if isinstance(layer, nn.MaxPool2d) and pool_first:
+            pool = layer  # put back after the activation that follows it
+            continue
+        reference.append(layer)
+        if pool is not None:
+            reference, pool = reference + [pool], None
+    x = torch.randn(4, 784)
+    torch.testing.assert_close(encoder(x), nn.Sequential(*reference)(x))
 
 
 def test_conv_one_dimensional_signals_and_inferred_shapes():
