@@ -22,7 +22,8 @@ order rotates each round) and the best of the rounds kept:
   skae's epoch is a steady-state ``partial_fit`` call (the first call, which also computes
   the scaling statistics and builds the network, is reported apart); ``partial_fit`` also
   validates ``X`` and encodes it once to update the code statistics used by ``sample``, so
-  the training loop alone (the private ``_train``) is reported too;
+  the training loop alone (the private ``_train``) and the pass that encodes ``X`` for
+  ``sample``'s code statistics (the private ``_update_code_distribution``) are reported too;
 - ``transform``: ``transform`` of 10,000 rows against ``PCA(n_components_).transform``;
 - ``memory``: the growth of the peak resident set size during ``fit`` (2 epochs) over the
   RSS just before it, for float32 and float64 ``X``, each in a fresh process (after a
@@ -490,6 +491,12 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
         candidates["skae loop"] = lambda: estimator._train(X, epochs=1, early_stopping=False)
     except (AttributeError, TypeError) as exc:
         print(f"  skae training loop alone not timed ({exc})", flush=True)
+    try:  # the pass that encodes X for sample's code statistics (private too)
+        estimator._update_code_distribution(X, reset=False)
+        candidates["skae code statistics"] = (
+            lambda: estimator._update_code_distribution(X, reset=False))
+    except (AttributeError, TypeError) as exc:
+        print(f"  skae code statistics pass not timed ({exc})", flush=True)
     plain = PlainLoop(model, X, image_shape, batch_size, estimator.learning_rate_init)
     plain.epoch()  # warm-up
     candidates["plain loop"] = plain.epoch
@@ -542,6 +549,8 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
     notes = {
         "skae": f"steady-state partial_fit, batch {batch_size}, Adam 1e-3, BCE on logits",
         "skae loop": "training loop only (private _train: no validation, no code statistics)",
+        "skae code statistics": ("the pass that encodes X for sample's code statistics, "
+                                 "part of partial_fit (private _update_code_distribution)"),
         "plain loop": (f"batch {batch_size}, Adam 1e-3, sigmoid + F.binary_cross_entropy"
                        + (", NCHW images" if model == "conv" else "")),
         "plain loop, torch.compile": ("the plain loop's network under torch.compile; "

@@ -42,9 +42,11 @@ def validate(estimator, X, reset):
 
 
 def row_blocks(X, rows=INFERENCE_BATCH):
-    """Validated ``X`` itself when in memory, else its consecutive blocks of ``rows`` rows."""
-    if not isinstance(X, ChunkedArray):
-        return [X]
+    """Consecutive blocks of ``rows`` rows of validated ``X`` (views of an in-memory array).
+
+    Whatever is computed per block -- codes, their float64 copies -- is then never held for
+    all of ``X`` at once.
+    """
     return (X[start:start + rows] for start in range(0, X.shape[0], rows))
 
 

@@ -512,7 +512,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def _update_code_distribution(self, X, reset):
         """Running mean and scatter of the training codes (Chan et al.'s pairwise update).
 
-        Out-of-core ``X`` is encoded block by block: its codes are never all held at once.
+        ``X`` is encoded block by block, so its codes (and their float64 copies) are never
+        all held at once: for the chapter's conv net on 60,000 MNIST rows that would be 31 MB
+        of codes and 61 MB for each float64 copy.
         """
         encoder, _ = self._networks_for(X.dtype)  # once: a float64 copy per block is waste
         fresh = reset or not hasattr(self, "_code_stats")

@@ -9,6 +9,7 @@ from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
 from skae import Autoencoder
+from skae._arrays import INFERENCE_BATCH
 
 
 def _linear_shapes(module):
@@ -252,6 +253,22 @@ def test_running_code_statistics_equal_the_batch_statistics(unit_data):
     assert count == 200
     np.testing.assert_allclose(mean, codes.mean(0), rtol=1e-10)
     np.testing.assert_allclose(scatter / (count - 1), np.cov(codes.T), rtol=1e-8, atol=1e-12)
+
+
+def test_code_statistics_never_hold_all_codes_at_once(monkeypatch):
+    X = np.random.RandomState(0).rand(2 * INFERENCE_BATCH + 10, 6)
+    ae = Autoencoder(2, max_iter=1, random_state=0).fit(X[:100])
+    encoded_rows = []
+    encode = ae._encode
+    monkeypatch.setattr(ae, "_encode", lambda rows, *a: encoded_rows.append(len(rows))
+                        or encode(rows, *a))
+    ae._update_code_distribution(X, reset=True)
+    assert encoded_rows == [INFERENCE_BATCH, INFERENCE_BATCH, 10]
+    count, mean, scatter = ae._code_stats
+    codes = ae.transform(X).astype(np.float64)
+    assert count == len(X)
+    np.testing.assert_allclose(mean, codes.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(scatter / (count - 1), np.cov(codes.T), rtol=1e-8)
 
 
 @pytest.mark.parametrize("n_samples", [0, -1, 1.5, "3"])

@@ -1,0 +1,313 @@
+"""Speed levers one at a time: each timed against what it replaced, in one run.
+
+``benchmarks/speed.py`` times whole epochs; this script times the pieces that the README's
+list of levers talks about, each "before" and "after" interleaved round by round (best of
+the rounds kept). Training steps run on 10,240 MNIST training digits (``$SKAE_DATA``;
+random values of the same shape when MNIST is not there); the other levers on random
+tensors of the shapes named:
+
+- ``output layer``: 2x nearest upsampling then a 3x3 convolution (``nn.Upsample`` +
+  ``nn.Conv2d``) against skae's sub-pixel ``UpsampledConv2d``, forward and backward of 256
+  rows, for the chapter's output layer (16 -> 1 channels up to 28 x 28) and other widths;
+- ``pool first``: the chapter's first stage after its convolution (256 x 16 x 28 x 28),
+  ReLU then 2x2 max-pooling against pooling then ReLU, forward and backward;
+- ``loss``: sigmoid then ``binary_cross_entropy`` (the plain loop's), torch's
+  ``binary_cross_entropy_with_logits`` (skae's) and a hand-written BCE from logits that keeps
+  the sigmoid for the gradient, forward and backward over 256 x 784;
+- ``gather``: a batch of 256 rows of a 60,000 x 784 float32 tensor by advanced indexing
+  against ``index_select``;
+- ``conv weights``: a training step of the chapter's conv net with contiguous against
+  channels-last weights;
+- ``bfloat16``: a training step of each benchmark network (784-32-784, the chapter's conv
+  net, 784-1000-500-250-30) in float32 against under ``torch.autocast("cpu",
+  torch.bfloat16)`` (not offered by skae: it changes the arithmetic);
+- ``allocator``: the conv net's training step in a fresh process with glibc's defaults
+  against ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GB.
+
+Steps use skae's private training objective (as ``speed.py`` times its private loop).
+
+Usage::
+
+    python benchmarks/levers.py            # about 2 minutes on 2 cores
+    python benchmarks/levers.py --rounds 3 --out /tmp/levers
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+from skae import Autoencoder, ConvAutoencoder
+from skae._nn import UpsampledConv2d
+from skae._training import BatchSource
+
+ROOT = Path(__file__).resolve().parent
+BATCH = 256
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
+
+
+def best_time(function, calls):
+    """Best mean time of ``calls`` calls (seconds), after one warm-up call."""
+    function()
+    start = time.perf_counter()
+    for _ in range(calls):
+        function()
+    return (time.perf_counter() - start) / calls
+
+
+def interleaved(candidates, rounds, calls):
+    """``{name: best seconds per call}`` over ``rounds`` rounds, the order rotating."""
+    names, best = list(candidates), dict.fromkeys(candidates, float("inf"))
+    for round_ in range(rounds):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            best[name] = min(best[name], best_time(candidates[name], calls))
+    return best
+
+
+def backward_of(function, *inputs):
+    """A callable running ``function(*inputs)`` forward and backward (random gradient)."""
+    grad = torch.randn_like(function(*inputs))
+    return lambda: function(*inputs).backward(grad)
+
+
+# ------------------------------------------------------------------------------ levers
+
+
+def output_layer(rounds):
+    rows = []
+    for c_in, c_out, hw in [(16, 1, 14), (16, 3, 14), (8, 8, 7), (8, 16, 7)]:
+        fused = UpsampledConv2d(c_in, c_out, 3).to(memory_format=torch.channels_last)
+        plain = nn.Conv2d(c_in, c_out, 3, padding="same").to(memory_format=torch.channels_last)
+        plain.load_state_dict(fused.state_dict())
+        x = torch.rand(BATCH, c_in, hw, hw).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_()
+        size = (2 * hw, 2 * hw)
+        best = interleaved({
+            "before": backward_of(lambda x: plain(F.interpolate(x, size=size)), x),
+            "after": backward_of(fused, x),
+        }, rounds, calls=10)
+        rows.append(("output layer", f"{c_in} -> {c_out} channels, {hw} -> {2 * hw} px",
+                     "Upsample + Conv2d", "UpsampledConv2d", best["before"], best["after"]))
+    return rows
+
+
+def pool_first(rounds):
+    x = torch.randn(BATCH, 16, 28, 28).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    best = interleaved({
+        "before": backward_of(lambda x: F.max_pool2d(F.relu(x), 2, ceil_mode=True), x),
+        "after": backward_of(lambda x: F.relu(F.max_pool2d(x, 2, ceil_mode=True)), x),
+    }, rounds, calls=10)
+    return [("pool first", "256 x 16 x 28 x 28", "ReLU, then max-pool", "max-pool, then ReLU",
+             best["before"], best["after"])]
+
+
+class _HandBCE(torch.autograd.Function):
+    """BCE from logits summed per row, keeping the sigmoid for the gradient."""
+
+    @staticmethod
+    def forward(ctx, logits, target):
+        p = torch.sigmoid(logits)
+        log_max = torch.maximum(p, 1 - p).log_()  # -log(1 + exp(-|z|))
+        loss = torch.relu(logits).sub_(log_max).sub_(target * logits).sum(dim=1)
+        ctx.save_for_backward(p, target)
+        return loss
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        p, target = ctx.saved_tensors
+        return (p - target).mul_(grad.unsqueeze(1)), None
+
+
+def losses(rounds):
+    target = torch.rand(BATCH, 784)
+    logits = (4 * torch.randn(BATCH, 784)).requires_grad_()
+
+    def sigmoid_bce(z):
+        return F.binary_cross_entropy(torch.sigmoid(z), target, reduction="none").sum(1)
+
+    def torch_bce(z):
+        return F.binary_cross_entropy_with_logits(z, target, reduction="none").sum(1)
+
+    best = interleaved({
+        "sigmoid": backward_of(sigmoid_bce, logits),
+        "logits": backward_of(torch_bce, logits),
+        "hand": backward_of(lambda z: _HandBCE.apply(z, target), logits),
+    }, rounds, calls=200)
+    return [
+        ("loss", "256 x 784", "sigmoid + binary_cross_entropy",
+         "binary_cross_entropy_with_logits", best["sigmoid"], best["logits"]),
+        ("loss", "256 x 784", "binary_cross_entropy_with_logits", "hand-written BCE",
+         best["logits"], best["hand"]),
+    ]
+
+
+def gather(rounds):
+    X = torch.rand(60_000, 784)
+    rng = np.random.default_rng(0)
+    rows = torch.from_numpy(rng.permutation(60_000)[:BATCH])
+    best = interleaved({
+        "before": lambda: X[rows],
+        "after": lambda: torch.index_select(X, 0, rows),
+    }, rounds, calls=200)
+    return [("gather", "256 of 60,000 rows", "X[rows]", "index_select",
+             best["before"], best["after"])]
+
+
+NETWORKS = {
+    "dense": lambda: Autoencoder(32),
+    "conv": lambda: ConvAutoencoder(),
+    "deep": lambda: Autoencoder(30, hidden_layer_sizes=(1000, 500, 250),
+                                code_activation="identity"),
+}
+
+
+def training_rows():
+    """10,240 MNIST training digits as float32 in [0, 1], else random values."""
+    try:
+        from skae.datasets import load_mnist
+
+        X = load_mnist("train", return_X_y=True, download=False)[0][:BATCH * 40]
+    except (FileNotFoundError, OSError, ValueError):
+        X = np.random.default_rng(0).random((BATCH * 40, 784))
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def training_step(model, autocast=False, memory_format=None):
+    """A callable taking one training step of ``model`` on the next 256 rows."""
+    X = training_rows()
+    estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X[:BATCH])
+    networks = nn.ModuleDict({"encoder": estimator.encoder_, "decoder": estimator.decoder_})
+    if memory_format is not None:
+        networks.to(memory_format=memory_format)
+    optimizer = estimator._make_optimizer(networks)
+    objective = estimator._objective(torch.Generator().manual_seed(0))
+    source, order = BatchSource(X), np.random.default_rng(1).permutation(len(X))
+    count = [0]
+
+    def step():
+        start = count[0] % 40 * BATCH
+        count[0] += 1
+        batch = source.take(order[start:start + BATCH])
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = sum(objective(batch).values())
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def conv_weights(rounds):
+    best = interleaved({
+        "before": training_step("conv", memory_format=torch.contiguous_format),
+        "after": training_step("conv"),
+    }, rounds, calls=20)
+    return [("conv weights", "chapter's conv net, training step", "contiguous",
+             "channels-last", best["before"], best["after"])]
+
+
+def bfloat16(rounds):
+    rows = []
+    for model in NETWORKS:
+        best = interleaved({
+            "before": training_step(model),
+            "after": training_step(model, autocast=True),
+        }, rounds, calls=100 if model == "dense" else 20)
+        rows.append(("bfloat16", f"{model}, training step", "float32",
+                     "autocast bfloat16", best["before"], best["after"]))
+    return rows
+
+
+def allocator(rounds):
+    """The conv step in fresh processes, glibc's malloc defaults against large thresholds."""
+    command = [sys.executable, __file__, "--conv-step", str(rounds)]
+    best = {}
+    for name, extra in [("before", {}), ("after", MALLOC_ENV)]:
+        env = {key: value for key, value in os.environ.items() if key not in MALLOC_ENV}
+        done = subprocess.run(command, env={**env, **extra}, capture_output=True, text=True,
+                              check=True)
+        best[name] = float(done.stdout.split()[-1])
+    return [("allocator", "chapter's conv net, training step", "glibc defaults",
+             "MALLOC_*_THRESHOLD_=1 GB", best["before"], best["after"])]
+
+
+LEVERS = {
+    "output layer": output_layer,
+    "pool first": pool_first,
+    "loss": losses,
+    "gather": gather,
+    "conv weights": conv_weights,
+    "bfloat16": bfloat16,
+    "allocator": allocator,
+}
+
+
+# ------------------------------------------------------------------------------ report
+
+
+def write_report(rows, out, command, seconds):
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# skae's speed levers, one at a time",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} "
+        f"CPUs; time of this run: {seconds:.0f} s. Best of the interleaved rounds, per call.",
+        "",
+        "| lever | case | before | after | before (ms) | after (ms) | after / before |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for lever, case, before, after, t_before, t_after in rows:
+        lines.append(f"| {lever} | {case} | {before} | {after} | {t_before * 1e3:.3g} | "
+                     f"{t_after * 1e3:.3g} | {t_after / t_before:.2f} |")
+    path = out / "levers_cpu.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS),
+                        help="levers to time (default: all)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results")
+    parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator worker
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.conv_step:  # worker: the conv step's best time in this process's environment
+        print(interleaved({"step": training_step("conv")}, args.conv_step, calls=20)["step"])
+        return
+    start, rows = time.perf_counter(), []
+    for name in args.levers:
+        found = LEVERS[name](args.rounds)
+        for lever, case, before, after, t_before, t_after in found:
+            print(f"{lever}: {case}: {before} {t_before * 1e3:.3g} ms, {after} "
+                  f"{t_after * 1e3:.3g} ms ({t_after / t_before:.2f})", flush=True)
+        rows += found
+    command = "python benchmarks/levers.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:]
+                                               else "")
+    path = write_report(rows, args.out, command, time.perf_counter() - start)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
