@@ -492,9 +492,9 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
     except (AttributeError, TypeError) as exc:
         print(f"  skae training loop alone not timed ({exc})", flush=True)
     try:  # the pass that encodes X for sample's code statistics (private too)
-        estimator._update_code_distribution(X, reset=False)
+        estimator._update_code_distribution(X, reset=True)
         candidates["skae code statistics"] = (
-            lambda: estimator._update_code_distribution(X, reset=False))
+            lambda: estimator._update_code_distribution(X, reset=True))
     except (AttributeError, TypeError) as exc:
         print(f"  skae code statistics pass not timed ({exc})", flush=True)
     plain = PlainLoop(model, X, image_shape, batch_size, estimator.learning_rate_init)

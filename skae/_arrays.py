@@ -13,7 +13,7 @@ from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import validate_data
 
 FLOAT_DTYPES = (np.float64, np.float32)
-INFERENCE_BATCH = 4096  # rows per block when reading out-of-core X for inference
+INFERENCE_BATCH = 4096  # rows per block of X for the code statistics, out-of-core reads
 CHUNK_VALUES = 2**17  # values per chunk when scanning out-of-core X (1 MiB in float64)
 
 
@@ -42,7 +42,7 @@ def validate(estimator, X, reset):
 
 
 def row_blocks(X, rows=INFERENCE_BATCH):
-    """Consecutive blocks of ``rows`` rows of validated ``X`` (views of an in-memory array).
+    """Consecutive blocks of ``rows`` rows of validated ``X`` (views of an ndarray).
 
     Whatever is computed per block -- codes, their float64 copies -- is then never held for
     all of ``X`` at once.

@@ -100,12 +100,14 @@ class UpsampledConv2d(nn.Conv2d):
     quarter of the pixels and ``pixel_shuffle`` interleaves them: the same function as
     ``Upsample`` then ``Conv2d``, without the upsampled copy, and several times faster on
     the CPU for few output channels. The parameters are those of the ``Conv2d`` it replaces.
-    Odd square kernels with ``"same"`` padding only.
+    Odd square kernels, stride 1 and ``"same"`` zero padding only.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, **kwargs):
-        super().__init__(in_channels, out_channels, kernel_size, padding="same", **kwargs)
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, padding="same", bias=bias)
         size = self.kernel_size[0]
+        if self.kernel_size != (size, size) or size % 2 == 0:
+            raise ValueError(f"UpsampledConv2d needs an odd square kernel, not {kernel_size}.")
         self.low_radius = (size // 2 + 1) // 2  # the taps' reach at the input's resolution
 
     def extra_repr(self):
@@ -113,11 +115,12 @@ class UpsampledConv2d(nn.Conv2d):
 
     def forward(self, x):
         size, half, reach = self.kernel_size[0], self.kernel_size[0] // 2, self.low_radius
-        taps = torch.zeros(2, 2 * reach + 1, size, dtype=self.weight.dtype,
-                           device=self.weight.device)
-        for parity in range(2):  # kernel tap a lands on input pixel (parity + a - half) // 2
-            for a in range(size):
-                taps[parity, (parity + a - half) // 2 + reach, a] = 1
+        # taps[s, r, a] = 1 where kernel tap a of output parity s lands: on input pixel
+        # (s + a - half) // 2 relative to the output's (one small copy, no per-tap kernels)
+        taps = torch.tensor(
+            [[[float((s + a - half) // 2 + reach == r) for a in range(size)]
+              for r in range(2 * reach + 1)] for s in range(2)],
+            dtype=self.weight.dtype, device=self.weight.device)
         out, c_in = self.weight.shape[:2]
         weight = torch.einsum("sra,tqb,ocab->ostcrq", taps, taps, self.weight)
         weight = weight.reshape(4 * out, c_in, 2 * reach + 1, 2 * reach + 1)
