@@ -22,6 +22,10 @@ tensors of the shapes named:
 - ``bfloat16``: a training step of each benchmark network (784-32-784, the chapter's conv
   net, 784-1000-500-250-30) in float32 against under ``torch.autocast("cpu",
   torch.bfloat16)`` (not offered by skae: it changes the arithmetic);
+- ``code statistics``: the pass that encodes 20,480 rows for ``sample``'s code statistics
+  (the chapter's conv net, 5 blocks of 4,096 rows), each block's scatter matrix computed by
+  numpy against by torch (numpy's BLAS threads spin after a product, on the cores the
+  encoder's next block needs);
 - ``allocator``: the conv net's training step with glibc's defaults against
   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GB, a fresh process
   for each (the two alternating, one pair per round).
@@ -48,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+import skae._base
 from skae import Autoencoder, ConvAutoencoder
 from skae._nn import UpsampledConv2d
 from skae._training import BatchSource
@@ -235,6 +240,31 @@ def bfloat16(rounds):
     return rows
 
 
+def code_statistics(rounds):
+    X = np.concatenate([training_rows()] * 2)
+    estimator = ConvAutoencoder(max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X[:BATCH])
+    by_torch = skae._base._gram
+
+    def statistics(gram):
+        def run():
+            skae._base._gram = gram
+            try:
+                estimator._update_code_distribution(X, reset=True)
+            finally:
+                skae._base._gram = by_torch
+        return run
+
+    best = interleaved({
+        "before": statistics(lambda a: a.T @ a),
+        "after": statistics(by_torch),
+    }, rounds, calls=1)
+    return [("code statistics", "chapter's conv net, 20,480 rows", "scatter by numpy",
+             "scatter by torch", best["before"], best["after"])]
+
+
 def allocator(rounds):
     """The conv step in fresh processes, glibc's malloc defaults against large thresholds."""
     command = [sys.executable, __file__, "--conv-step", "1"]
@@ -261,6 +291,7 @@ LEVERS = {
     "gather": gather,
     "conv weights": conv_weights,
     "bfloat16": bfloat16,
+    "code statistics": code_statistics,
     "allocator": allocator,
 }
 
