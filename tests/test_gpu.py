@@ -54,3 +54,17 @@ def test_training_data_is_moved_once(unit_data, monkeypatch):
     assert source._tensor.is_cuda  # the whole array, once
     batch = source.take(np.arange(10))
     assert batch.is_cuda
+
+
+def test_the_sub_pixel_layer_on_cuda_matches_the_cpu():
+    from skae._nn import UpsampledConv2d
+
+    generator = torch.Generator().manual_seed(0)
+    layer = UpsampledConv2d(3, 1, 3)
+    with torch.no_grad():
+        for param in layer.parameters():
+            param.copy_(torch.randn(param.shape, generator=generator))
+    x = torch.randn(2, 3, 5, 6, generator=generator)
+    expected = layer(x).detach()
+    got = layer.to("cuda")(x.to("cuda")).detach().cpu()
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
