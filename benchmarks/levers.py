@@ -7,7 +7,8 @@ random values of the same shape when MNIST is not there); the other levers on ra
 tensors of the shapes named:
 
 - ``output layer``: 2x nearest upsampling then a 3x3 convolution (``nn.Upsample`` +
-  ``nn.Conv2d``) against skae's sub-pixel ``UpsampledConv2d``, forward and backward of 256
+  ``nn.Conv2d``) against the sub-pixel convolution of skae's ``UpsampledConv2d`` (its
+  forward on the CPU; on a GPU it upsamples then convolves), forward and backward of 256
   rows, for the chapter's output layer (16 -> 1 channels up to 28 x 28) and other widths;
 - ``pool first``: the chapter's first stage after its convolution (256 x 16 x 28 x 28),
   ReLU then 2x2 max-pooling against pooling then ReLU, forward and backward;
@@ -28,7 +29,14 @@ tensors of the shapes named:
   encoder's next block needs);
 - ``allocator``: the conv net's training step with glibc's defaults against
   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GB, a fresh process
-  for each (the two alternating, one pair per round).
+  for each (the two alternating, one pair per round);
+- ``index copy`` (GPU only): an epoch of skae's training loop over the 10,240 rows, each
+  batch's row indices copied to the GPU with a blocking copy (skae's, which waits for the
+  GPU's queue at every step) against a non-blocking one (not kept: no faster on an H100).
+
+``--device cuda`` runs the levers that concern a GPU there (all but the code statistics
+and the allocator, which are about the CPU), with every call timed up to a
+``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
 
 Steps use skae's private training objective (as ``speed.py`` times its private loop).
 
@@ -36,6 +44,7 @@ Usage::
 
     python benchmarks/levers.py            # about 1 minute on 2 cores
     python benchmarks/levers.py --rounds 3 --out /tmp/levers
+    python benchmarks/levers.py --device cuda
 """
 
 import argparse
@@ -60,14 +69,22 @@ from skae._training import BatchSource
 ROOT = Path(__file__).resolve().parent
 BATCH = 256
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
+DEVICE = torch.device("cpu")  # where the levers run; set once by main
+
+
+def synchronize():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 def best_time(function, calls):
-    """Best mean time of ``calls`` calls (seconds), after one warm-up call."""
+    """Mean time of ``calls`` calls (seconds), after one warm-up call."""
     function()
+    synchronize()
     start = time.perf_counter()
     for _ in range(calls):
         function()
+    synchronize()
     return (time.perf_counter() - start) / calls
 
 
@@ -93,23 +110,26 @@ def backward_of(function, *inputs):
 def output_layer(rounds):
     rows = []
     for c_in, c_out, hw in [(16, 1, 14), (16, 3, 14), (8, 8, 7), (8, 16, 7)]:
-        fused = UpsampledConv2d(c_in, c_out, 3).to(memory_format=torch.channels_last)
-        plain = nn.Conv2d(c_in, c_out, 3, padding="same").to(memory_format=torch.channels_last)
+        fused = UpsampledConv2d(c_in, c_out, 3).to(DEVICE, memory_format=torch.channels_last)
+        plain = nn.Conv2d(c_in, c_out, 3, padding="same").to(DEVICE,
+                                                              memory_format=torch.channels_last)
         plain.load_state_dict(fused.state_dict())
-        x = torch.rand(BATCH, c_in, hw, hw).contiguous(memory_format=torch.channels_last)
+        x = torch.rand(BATCH, c_in, hw, hw, device=DEVICE).contiguous(
+            memory_format=torch.channels_last)
         x.requires_grad_()
         size = (2 * hw, 2 * hw)
         best = interleaved({
             "before": backward_of(lambda x: plain(F.interpolate(x, size=size)), x),
-            "after": backward_of(fused, x),
+            "after": backward_of(fused._sub_pixel, x),  # as its forward on the CPU
         }, rounds, calls=10)
         rows.append(("output layer", f"{c_in} -> {c_out} channels, {hw} -> {2 * hw} px",
-                     "Upsample + Conv2d", "UpsampledConv2d", best["before"], best["after"]))
+                     "Upsample + Conv2d", "sub-pixel conv", best["before"], best["after"]))
     return rows
 
 
 def pool_first(rounds):
-    x = torch.randn(BATCH, 16, 28, 28).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(BATCH, 16, 28, 28, device=DEVICE).contiguous(
+        memory_format=torch.channels_last)
     x.requires_grad_()
     best = interleaved({
         "before": backward_of(lambda x: F.max_pool2d(F.relu(x), 2, ceil_mode=True), x),
@@ -138,8 +158,8 @@ class _HandBCE(torch.autograd.Function):
 
 
 def losses(rounds):
-    target = torch.rand(BATCH, 784)
-    logits = (4 * torch.randn(BATCH, 784)).requires_grad_()
+    target = torch.rand(BATCH, 784, device=DEVICE)
+    logits = (4 * torch.randn(BATCH, 784, device=DEVICE)).requires_grad_()
 
     def sigmoid_bce(z):
         return F.binary_cross_entropy(torch.sigmoid(z), target, reduction="none").sum(1)
@@ -161,9 +181,9 @@ def losses(rounds):
 
 
 def gather(rounds):
-    X = torch.rand(60_000, 784)
+    X = torch.rand(60_000, 784, device=DEVICE)
     rng = np.random.default_rng(0)
-    rows = torch.from_numpy(rng.permutation(60_000)[:BATCH])
+    rows = torch.from_numpy(rng.permutation(60_000)[:BATCH]).to(DEVICE)
     best = interleaved({
         "before": lambda: X[rows],
         "after": lambda: torch.index_select(X, 0, rows),
@@ -194,7 +214,7 @@ def training_rows():
 def training_step(model, autocast=False, memory_format=None):
     """A callable taking one training step of ``model`` on the next 256 rows."""
     X = training_rows()
-    estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0)
+    estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0, device=str(DEVICE))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator.fit(X[:BATCH])
@@ -203,7 +223,8 @@ def training_step(model, autocast=False, memory_format=None):
         networks.to(memory_format=memory_format)
     optimizer = estimator._make_optimizer(networks)
     objective = estimator._objective(torch.Generator().manual_seed(0))
-    source, order = BatchSource(X), np.random.default_rng(1).permutation(len(X))
+    source = BatchSource(X, DEVICE)
+    order = np.random.default_rng(1).permutation(len(X))
     count = [0]
 
     def step():
@@ -211,7 +232,7 @@ def training_step(model, autocast=False, memory_format=None):
         count[0] += 1
         batch = source.take(order[start:start + BATCH])
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=autocast):
             loss = sum(objective(batch).values())
         loss.backward()
         optimizer.step()
@@ -284,6 +305,34 @@ def allocator(rounds):
              "MALLOC_*_THRESHOLD_=1 GB", best["before"], best["after"])]
 
 
+def index_copy(rounds):
+    """skae's training epoch on the GPU, the batch indices copied blocking or not."""
+    X = training_rows()
+    estimator = Autoencoder(32, max_iter=1, random_state=0, device=str(DEVICE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimator.fit(X[:BATCH])
+    blocking = BatchSource.take
+
+    def non_blocking(self, indices):
+        rows = torch.from_numpy(indices).to(self._tensor.device, non_blocking=True)
+        return torch.index_select(self._tensor, 0, rows)
+
+    def epoch(take):
+        def run():
+            BatchSource.take = take
+            try:
+                estimator._train(X, epochs=1, early_stopping=False)
+            finally:
+                BatchSource.take = blocking
+        return run
+
+    best = interleaved({"before": epoch(blocking), "after": epoch(non_blocking)}, rounds,
+                       calls=3)
+    return [("index copy", "784-32-784, training epoch of 10,240 rows", "blocking copy",
+             "non_blocking=True", best["before"], best["after"])]
+
+
 LEVERS = {
     "output layer": output_layer,
     "pool first": pool_first,
@@ -293,7 +342,10 @@ LEVERS = {
     "bfloat16": bfloat16,
     "code statistics": code_statistics,
     "allocator": allocator,
+    "index copy": index_copy,
 }
+CPU_ONLY = ("code statistics", "allocator")
+GPU_ONLY = ("index copy",)
 
 
 # ------------------------------------------------------------------------------ report
@@ -301,12 +353,14 @@ LEVERS = {
 
 def write_report(rows, out, command, seconds):
     out.mkdir(parents=True, exist_ok=True)
+    where = (f"{torch.cuda.get_device_name(DEVICE)} (CUDA {torch.version.cuda}), "
+             if DEVICE.type == "cuda" else "")
     lines = [
-        "# skae's speed levers, one at a time",
+        "# skae's speed levers, one at a time" + (" (GPU)" if where else ""),
         "",
         f"Command: `{command}`",
         "",
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} "
+        f"{where}torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} "
         f"CPUs; time of this run: {seconds:.0f} s. Best of the interleaved rounds, per call.",
         "",
         "| lever | case | before | after | before (ms) | after (ms) | after / before |",
@@ -315,7 +369,7 @@ def write_report(rows, out, command, seconds):
     for lever, case, before, after, t_before, t_after in rows:
         lines.append(f"| {lever} | {case} | {before} | {after} | {t_before * 1e3:.3g} | "
                      f"{t_after * 1e3:.3g} | {t_after / t_before:.2f} |")
-    path = out / "levers_cpu.md"
+    path = out / f"levers_{DEVICE.type}.md"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -323,8 +377,9 @@ def write_report(rows, out, command, seconds):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=list(LEVERS),
-                        help="levers to time (default: all)")
+    parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=None,
+                        help="levers to time (default: all that concern the device)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator worker
     return parser.parse_args(argv)
@@ -335,8 +390,14 @@ def main(argv=None):
     if args.conv_step:  # worker: the conv step's best time in this process's environment
         print(interleaved({"step": training_step("conv")}, args.conv_step, calls=20)["step"])
         return
+    global DEVICE
+    DEVICE = torch.device(args.device)
+    if DEVICE.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
+    skipped = CPU_ONLY if DEVICE.type == "cuda" else GPU_ONLY
+    levers = args.levers or [name for name in LEVERS if name not in skipped]
     start, rows = time.perf_counter(), []
-    for name in args.levers:
+    for name in levers:
         found = LEVERS[name](args.rounds)
         for lever, case, before, after, t_before, t_after in found:
             print(f"{lever}: {case}: {before} {t_before * 1e3:.3g} ms, {after} "

@@ -1,4 +1,4 @@
-"""Speed of skae on the CPU, as ratios measured in one run.
+"""Speed of skae on the CPU (or a CUDA GPU), as ratios measured in one run.
 
 Shared machines drift (other jobs, turbo, thermal), so every number that matters is a ratio
 of two times measured in the same run, with the candidates interleaved round by round (the
@@ -32,12 +32,19 @@ order rotates each round) and the best of the rounds kept:
   on MNIST); the time per row should not grow.
 
 The targets of the issue are printed as PASS/FAIL lines, and everything is written to
-``benchmarks/results/speed_cpu.md`` and ``.csv``::
+``benchmarks/results/speed_cpu.md`` and ``.csv``.
+
+``--device cuda`` runs skae, the plain loops (their data and permutation on the GPU) and the
+matmul rate on the GPU, and writes ``speed_cuda.md`` and ``.csv``, named by the GPU model;
+MLPRegressor stays on the host's CPU, and the memory rows add the GPU's peak allocation.
+Every GPU candidate is timed up to a ``torch.cuda.synchronize()``. The targets are the CPU's,
+reported for comparison::
 
     SKAE_DATA=../shared/data python benchmarks/speed.py                 # MNIST, ~12 minutes
     SKAE_DATA=../shared/data python benchmarks/speed.py --keras-python /path/to/tf-venv/bin/python
     SKAE_DATA=../shared/data python benchmarks/speed.py --threads 1     # on a busy machine
     python benchmarks/speed.py --quick                                  # smoke test, ~30 s
+    SKAE_DATA=../shared/data python benchmarks/speed.py --device cuda --no-compile
 
 Keras (``pip install tensorflow-cpu``, an optional benchmark dependency) always runs in a
 separate process, fed the same float32 array through a temporary ``.npy`` file.
@@ -90,16 +97,16 @@ COLUMNS = ["section", "model", "measure", "rows", "median", "best", "ratio", "ta
 # --------------------------------------------------------------------------- models
 
 
-def skae_factory(model):
+def skae_factory(model, device="cpu"):
     """A fresh skae estimator with default training settings."""
     from skae import Autoencoder, ConvAutoencoder
 
     if model == "dense":
-        return Autoencoder(32, random_state=0)
+        return Autoencoder(32, random_state=0, device=device)
     if model == "conv":
-        return ConvAutoencoder(random_state=0)
+        return ConvAutoencoder(random_state=0, device=device)
     return Autoencoder(30, hidden_layer_sizes=DEEP_HIDDEN, code_activation="identity",
-                       random_state=0)
+                       random_state=0, device=device)
 
 
 MODEL_LABELS = {
@@ -148,16 +155,18 @@ def plain_network(model, n_features, image_shape):
 class PlainLoop:
     """The obvious PyTorch training loop: randperm, index, forward, BCE, backward, step."""
 
-    def __init__(self, model, X, image_shape, batch_size, learning_rate, compiled=False):
+    def __init__(self, model, X, image_shape, batch_size, learning_rate, compiled=False,
+                 device="cpu"):
         import torch
 
         torch.manual_seed(0)
         self.torch = torch
-        self.network = plain_network(model, X.shape[1], image_shape)
+        self.device = device
+        self.network = plain_network(model, X.shape[1], image_shape).to(device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=learning_rate)
         if compiled:  # forward and backward graphs compiled by inductor at the first batch
             self.network = torch.compile(self.network)
-        self.X = torch.from_numpy(X)
+        self.X = torch.from_numpy(X).to(device)  # on a GPU: moved there once
         if model == "conv":  # rows are (h, w, c) flattened: NCHW images, as one would write
             h, w, c = image_shape
             self.X = (self.X.view(-1, c, h, w) if c == 1 else
@@ -166,7 +175,7 @@ class PlainLoop:
 
     def epoch(self):
         torch, F = self.torch, self.torch.nn.functional
-        order = torch.randperm(len(self.X))
+        order = torch.randperm(len(self.X), device=self.device)
         for start in range(0, len(self.X), self.batch_size):
             batch = self.X[order[start:start + self.batch_size]]
             self.optimizer.zero_grad()
@@ -196,7 +205,8 @@ def training_flops_per_sample(estimator):
     handles = [layer.register_forward_hook(count) for layer in layers]
     try:
         with torch.no_grad():
-            estimator.decoder_(estimator.encoder_(torch.zeros(1, estimator.n_features_in_)))
+            estimator.decoder_(estimator.encoder_(
+                torch.zeros(1, estimator.n_features_in_, device=estimator.device_)))
     finally:
         for handle in handles:
             handle.remove()
@@ -207,15 +217,28 @@ def matmul_rate(size, repeats=5):
     """Best fp32 FLOP/s of a ``size`` x ``size`` ``torch.mm`` over ``repeats`` calls."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    a, b = (torch.randn(size, size, device=DEVICE[0]) for _ in range(2))
     out = torch.mm(a, b)
     best = min(timed(lambda: torch.mm(a, b, out=out)) for _ in range(repeats))
     return 2 * size**3 / best
 
 
+DEVICE = ["cpu"]  # the torch device the candidates run on; set once by main
+
+
+def synchronize():
+    """Wait for the GPU's queued work (nothing to wait for on the CPU)."""
+    if DEVICE[0] != "cpu":
+        import torch
+
+        torch.cuda.synchronize()
+
+
 def timed(function):
+    synchronize()
     start = time.perf_counter()
     function()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -407,18 +430,25 @@ def rss_worker(spec):
 
     torch.set_num_threads(spec["threads"])
     warnings.filterwarnings("ignore")
+    device = spec["device"]
     X = np.load(spec["data"]).astype(spec["dtype"])  # loaded before the measurement
-    warm = skae_factory(spec["model"]).set_params(max_iter=1).fit(X[:512])
+    warm = skae_factory(spec["model"], device).set_params(max_iter=1).fit(X[:512])
     del warm
     gc.collect()
-    estimator = skae_factory(spec["model"]).set_params(max_iter=spec["epochs"])
+    estimator = skae_factory(spec["model"], device).set_params(max_iter=spec["epochs"])
+    gpu_mb = None
+    if device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+        gpu_before = torch.cuda.memory_allocated()
     with PeakRSS() as memory:
         estimator.fit(X)
+    if device != "cpu":
+        gpu_mb = (torch.cuda.max_memory_allocated() - gpu_before) / 2**20
     parameters = [p for net in (estimator.encoder_, estimator.decoder_) for p in net.parameters()]
     # weights, their gradients and Adam's two moments
     model_mb = 4 * sum(p.numel() * p.element_size() for p in parameters) / 2**20
     _answer(growth_mb=memory.growth, start_mb=memory.start, model_mb=model_mb,
-            x_mb=X.nbytes / 2**20, hwm_reset=memory.hwm_reset)
+            x_mb=X.nbytes / 2**20, hwm_reset=memory.hwm_reset, gpu_mb=gpu_mb)
 
 
 # --------------------------------------------------------------------- measuring
@@ -478,7 +508,7 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
 
     n = len(X)
     print(f"\n{MODEL_LABELS[model]}: {n} rows", flush=True)
-    estimator = skae_factory(model)
+    estimator = skae_factory(model, args.device)
     first = timed(lambda: estimator.partial_fit(X))
     flops = training_flops_per_sample(estimator)
     batch_size = estimator.batch_size
@@ -497,14 +527,16 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
             lambda: estimator._update_code_distribution(X, reset=True))
     except (AttributeError, TypeError) as exc:
         print(f"  skae code statistics pass not timed ({exc})", flush=True)
-    plain = PlainLoop(model, X, image_shape, batch_size, estimator.learning_rate_init)
+    plain = PlainLoop(model, X, image_shape, batch_size, estimator.learning_rate_init,
+                      device=args.device)
     plain.epoch()  # warm-up
     candidates["plain loop"] = plain.epoch
     compile_note = "skipped (--no-compile)"
     if not args.no_compile:
         try:
             compiled = PlainLoop(model, X, image_shape, batch_size,
-                                 estimator.learning_rate_init, compiled=True)
+                                 estimator.learning_rate_init, compiled=True,
+                                 device=args.device)
             warm_up = timed(compiled.epoch)
             candidates["plain loop, torch.compile"] = compiled.epoch
             compile_note = f"first epoch, compilation included: {warm_up:.1f} s"
@@ -552,16 +584,20 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
         "skae code statistics": ("the pass that encodes X for sample's code statistics, "
                                  "part of partial_fit (private _update_code_distribution)"),
         "plain loop": (f"batch {batch_size}, Adam 1e-3, sigmoid + F.binary_cross_entropy"
-                       + (", NCHW images" if model == "conv" else "")),
+                       + (", NCHW images" if model == "conv" else "")
+                       + (", X and randperm on the GPU" if args.device != "cpu" else "")),
         "plain loop, torch.compile": ("the plain loop's network under torch.compile; "
                                       + compile_note),
         "MLPRegressor": (f"hidden_layer_sizes={MLP_HIDDEN.get(model)}, batch_size='auto' "
-                         f"(min(200, n)), Adam 1e-3, squared error, float32"),
+                         f"(min(200, n)), Adam 1e-3, squared error, float32"
+                         + (", on the host's CPU" if args.device != "cpu" else "")),
         "Keras": (f"the chapter's model, batch {batch_size}, Adam 1e-3, binary_crossentropy, "
                   f"Keras {(args.keras_versions or {}).get('keras')} / TensorFlow "
                   f"{(args.keras_versions or {}).get('tensorflow')}"),
         "FLOP limit": (f"{flops / 1e6:.3g} MFLOP/sample for training at {rate / 1e9:.0f} "
-                       f"GFLOP/s (best fp32 torch.mm {args.matmul_size}^2)"),
+                       f"GFLOP/s (best fp32 torch.mm {args.matmul_size}^2"
+                       + (", TF32 off, as skae trains" if args.device != "cpu" else "")
+                       + ")"),
     }
     results.add("epoch", model, "skae first partial_fit", n, round(first, 4), round(first, 4),
                 round(skae / first, 3), note="includes scaling statistics and building the network")
@@ -625,7 +661,7 @@ def bench_memory(X, args, results, data_path, threads):
     for model, dtype in cases:
         worker = Worker(sys.executable, "--rss-worker", {
             "model": model, "dtype": dtype, "data": str(data_path),
-            "epochs": args.rss_epochs, "threads": threads})
+            "epochs": args.rss_epochs, "threads": threads, "device": args.device})
         try:
             answer = worker.read()
         finally:
@@ -634,7 +670,9 @@ def bench_memory(X, args, results, data_path, threads):
                                                            else 0.0)
         note = (f"X is {answer['x_mb']:.0f} MB; model (weights, gradients, Adam) "
                 f"{answer['model_mb']:.1f} MB; RSS before fit {answer['start_mb']:.0f} MB; "
-                f"{'VmHWM' if answer['hwm_reset'] else 'sampled VmRSS'}")
+                f"{'VmHWM' if answer['hwm_reset'] else 'sampled VmRSS'}"
+                + ("" if answer["gpu_mb"] is None else
+                   f"; GPU peak allocation during fit {answer['gpu_mb']:.0f} MB"))
         results.add("memory", model, f"{dtype} X", len(X), round(answer["growth_mb"], 1),
                     round(answer["growth_mb"], 1), target=round(allowance, 1),
                     result="PASS" if answer["growth_mb"] <= allowance else "FAIL", note=note)
@@ -647,7 +685,7 @@ def bench_memory(X, args, results, data_path, threads):
 def bench_scaling(X, args, results):
     sizes = sorted({max(1, len(X) // 6), max(1, len(X) // 2), len(X)})
     print(f"\nepoch time against rows: {sizes}", flush=True)
-    estimator = skae_factory("dense")
+    estimator = skae_factory("dense", args.device)
     estimator.partial_fit(X[:sizes[0]])
     times = interleaved({n: (lambda n=n: estimator.partial_fit(X[:n])) for n in sizes},
                         args.repeats)
@@ -683,6 +721,10 @@ def environment(threads, args):
     except (OSError, AttributeError):
         pass
     keras = args.keras_versions
+    if args.device != "cpu":
+        properties = torch.cuda.get_device_properties(args.device)
+        cpu = (f"{properties.name} ({properties.total_memory / 2**30:.0f} GiB, CUDA "
+               f"{torch.version.cuda}) on a host with {cpu}")
     return (f"{cpu}, {os.cpu_count()} CPUs, {threads} torch threads; Python "
             f"{platform.python_version()}, numpy {np.__version__}, scikit-learn "
             f"{sklearn.__version__}, torch {torch.__version__}, skae {skae.__version__}, "
@@ -690,11 +732,11 @@ def environment(threads, args):
                else "Keras not run"))
 
 
-def write_report(results, path, command, env_line, data_line, seconds):
+def write_report(results, path, command, env_line, data_line, seconds, where="the CPU"):
     def fmt(value, digits=3):
         return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
-    lines = ["# skae speed on the CPU", "", f"Command: `{command}`", "",
+    lines = [f"# skae speed on {where}", "", f"Command: `{command}`", "",
              f"Environment: {env_line}. {data_line} Time of this run: {seconds:.0f} s.", "",
              ("Times are the best of the interleaved rounds (median beside it); a ratio is "
               "skae's time over the other's, so below 1 means skae is faster."), "",
@@ -778,13 +820,19 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=None,
                         help="torch, BLAS and TensorFlow threads (default: torch's default, "
                              "the number of cores); on a busy shared machine 1 is steadier")
-    parser.add_argument("--matmul-size", type=int, default=2048)
+    parser.add_argument("--device", default="cpu",
+                        help="torch device of skae and the plain loops: cpu (default) or cuda")
+    parser.add_argument("--matmul-size", type=int, default=None,
+                        help="side of the matmul that measures the FLOP rate (default: 2048 "
+                             "on the CPU, 8192 on a GPU)")
     parser.add_argument("--rss-epochs", type=int, default=2,
                         help="epochs of the fit whose memory is measured (default: 2)")
     parser.add_argument("--quick", action="store_true",
                         help="2,000 rows, 1 round, small matmul: a smoke test of seconds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    if args.matmul_size is None:
+        args.matmul_size = 2048 if args.device == "cpu" else 8192
     if args.quick:
         args.rows = args.rows or 2000
         args.repeats = 1
@@ -802,6 +850,11 @@ def main(argv=None):
     from threadpoolctl import threadpool_limits
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
+    if args.device != "cpu":
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
+        args.device = str(torch.device(args.device))
+        DEVICE[0] = args.device
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -828,12 +881,14 @@ def main(argv=None):
                 f"start, {load_average():.1f} at the end")
     command = " ".join(["python benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
-    write_report(results, args.out / "speed_cpu.md", command, env_line, data_line, total)
-    write_csv(results, args.out / "speed_cpu.csv")
+    stem = "speed_cpu" if args.device == "cpu" else "speed_cuda"
+    where = "the CPU" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
+    write_report(results, args.out / f"{stem}.md", command, env_line, data_line, total, where)
+    write_csv(results, args.out / f"{stem}.csv")
     print(f"\n{env_line}\n")
     for target in results.targets:
         print(target_line(*target))
-    print(f"\nwrote {args.out / 'speed_cpu.md'} and {args.out / 'speed_cpu.csv'} in "
+    print(f"\nwrote {args.out / (stem + '.md')} and {args.out / (stem + '.csv')} in "
           f"{total:.0f} s", flush=True)
 
 

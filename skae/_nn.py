@@ -99,8 +99,10 @@ class UpsampledConv2d(nn.Conv2d):
     (sub-pixel convolution). So the convolution runs with ``4 * out_channels`` outputs on a
     quarter of the pixels and ``pixel_shuffle`` interleaves them: the same function as
     ``Upsample`` then ``Conv2d``, without the upsampled copy, and several times faster on
-    the CPU for few output channels. The parameters are those of the ``Conv2d`` it replaces.
-    Odd square kernels, stride 1 and ``"same"`` zero padding only.
+    the CPU for few output channels. On a GPU it upsamples then convolves: there cuDNN's
+    convolution of the upsampled input is about 3x faster than the sub-pixel one
+    (``benchmarks/levers.py --device cuda``). The parameters are those of the ``Conv2d`` it
+    replaces. Odd square kernels, stride 1 and ``"same"`` zero padding only.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, bias=True):
@@ -114,6 +116,11 @@ class UpsampledConv2d(nn.Conv2d):
         return "upsampled 2x, " + super().extra_repr()
 
     def forward(self, x):
+        if x.device.type != "cpu":
+            return super().forward(nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+        return self._sub_pixel(x)
+
+    def _sub_pixel(self, x):
         size, half, reach = self.kernel_size[0], self.kernel_size[0] // 2, self.low_radius
         # taps[s, r, a] = 1 where kernel tap a of output parity s lands: on input pixel
         # (s + a - half) // 2 relative to the output's (one small copy, no per-tap kernels)
@@ -134,7 +141,8 @@ def _upsample_conv(c_in, c_out, kernel, low_hw, high_hw):
     """Layers for ``Conv2d(Upsample(x))``: fused (sub-pixel) where that pays.
 
     The fused layer pays for few output channels (an image's 1 or 3: 3x faster on 2 CPU
-    cores for the chapter's 16 -> 1 layer) and loses for 8 or more. An ``nn.Identity``
+    cores for the chapter's 16 -> 1 layer) and loses for 8 or more (on a GPU it computes
+    the two steps apart). An ``nn.Identity``
     keeps the upsampling's place, so parameter names do not depend on the choice.
     """
     exact = all(high == 2 * low for low, high in zip(low_hw, high_hw))

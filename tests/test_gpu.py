@@ -5,7 +5,14 @@ import pytest
 import torch
 
 import skae
-from skae import Autoencoder, ConvAutoencoder, VariationalAutoencoder
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -14,7 +21,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
     lambda **kw: Autoencoder(3, **kw),
     lambda **kw: ConvAutoencoder(4, conv_filters=(4,), image_shape=(3, 4), **kw),
     lambda **kw: VariationalAutoencoder(2, hidden_layer_sizes=(8,), **kw),
-], ids=["dense", "conv", "vae"])
+    lambda **kw: DenoisingAutoencoder(3, **kw),
+    lambda **kw: SparseAutoencoder(6, **kw),
+    lambda **kw: ContractiveAutoencoder(3, **kw),
+], ids=["dense", "conv", "vae", "denoising", "sparse", "contractive"])
 def test_cuda_fit_matches_the_cpu_fit(unit_data, make):
     cpu = make(max_iter=5, random_state=0).fit(unit_data)
     gpu = make(max_iter=5, random_state=0, device="cuda").fit(unit_data)
@@ -65,6 +75,9 @@ def test_the_sub_pixel_layer_on_cuda_matches_the_cpu():
         for param in layer.parameters():
             param.copy_(torch.randn(param.shape, generator=generator))
     x = torch.randn(2, 3, 5, 6, generator=generator)
-    expected = layer(x).detach()
-    got = layer.to("cuda")(x.to("cuda")).detach().cpu()
+    expected = layer(x).detach()  # the sub-pixel convolution on the CPU
+    layer.to("cuda")
+    got = layer(x.to("cuda")).detach().cpu()  # upsampling then convolution on the GPU
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    sub_pixel = layer._sub_pixel(x.to("cuda")).detach().cpu()
+    torch.testing.assert_close(sub_pixel, expected, rtol=1e-4, atol=1e-4)
