@@ -30,9 +30,15 @@ tensors of the shapes named:
 - ``allocator``: the conv net's training step with glibc's defaults against
   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GB, a fresh process
   for each (the two alternating, one pair per round);
-- ``index copy`` (GPU only): an epoch of skae's training loop over the 10,240 rows, each
-  batch's row indices copied to the GPU with a blocking copy (skae's, which waits for the
-  GPU's queue at every step) against a non-blocking one (not kept: no faster on an H100).
+- ``CUDA graph`` (GPU only): a training step of each benchmark network op by op (skae's
+  objective and fused Adam) against the whole step -- the batch's gather, forward,
+  backward and a capturable Adam step -- captured once in a CUDA graph and replayed, the
+  batch's indices copied into the graph's input on the device. skae's training engine
+  does this for full batches since (``GraphedStep`` in ``skae/_training.py``).
+
+An ``index copy`` lever (each batch's indices copied to the GPU blocking or not) was run
+on an H100 three times (``results/levers_cuda_run1.md`` to ``run3``) and removed: the
+non-blocking copy was not clearly faster, and full batches are now replayed from a graph.
 
 ``--device cuda`` runs the levers that concern a GPU there (all but the code statistics
 and the allocator, which are about the CPU), with every call timed up to a
@@ -49,6 +55,7 @@ Usage::
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -305,32 +312,61 @@ def allocator(rounds):
              "MALLOC_*_THRESHOLD_=1 GB", best["before"], best["after"])]
 
 
-def index_copy(rounds):
-    """skae's training epoch on the GPU, the batch indices copied blocking or not."""
+def graphed_step(model):
+    """A callable replaying one captured CUDA graph of a whole training step of ``model``."""
     X = training_rows()
-    estimator = Autoencoder(32, max_iter=1, random_state=0, device=str(DEVICE))
+    estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0, device=str(DEVICE))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator.fit(X[:BATCH])
-    blocking = BatchSource.take
+    networks = nn.ModuleDict({"encoder": estimator.encoder_, "decoder": estimator.decoder_})
+    optimizer = torch.optim.Adam(networks.parameters(), lr=estimator.learning_rate_init,
+                                 capturable=True)
+    objective = estimator._objective(torch.Generator().manual_seed(0))
+    data = BatchSource(X, DEVICE)._tensor
+    order = torch.from_numpy(np.random.default_rng(1).permutation(len(X))).to(DEVICE)
+    rows = order[:BATCH].clone()  # the graph's input: overwritten before each replay
 
-    def non_blocking(self, indices):
-        rows = torch.from_numpy(indices).to(self._tensor.device, non_blocking=True)
-        return torch.index_select(self._tensor, 0, rows)
+    def step():
+        loss = sum(objective(torch.index_select(data, 0, rows)).values())
+        loss.backward()
+        optimizer.step()
 
-    def epoch(take):
-        def run():
-            BatchSource.take = take
-            try:
-                estimator._train(X, epochs=1, early_stopping=False)
-            finally:
-                BatchSource.take = blocking
-        return run
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+        for _ in range(3):
+            optimizer.zero_grad(set_to_none=True)
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    optimizer.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        step()
+    count = [0]
 
-    best = interleaved({"before": epoch(blocking), "after": epoch(non_blocking)}, rounds,
-                       calls=3)
-    return [("index copy", "784-32-784, training epoch of 10,240 rows", "blocking copy",
-             "non_blocking=True", best["before"], best["after"])]
+    def replay():
+        start = count[0] % 40 * BATCH
+        count[0] += 1
+        rows.copy_(order[start:start + BATCH])
+        graph.replay()
+
+    return replay
+
+
+def cuda_graph(rounds):
+    rows = []
+    for model in NETWORKS:
+        try:
+            graphed = graphed_step(model)
+        except Exception as exc:  # noqa: BLE001 -- report what capture does not support
+            print(f"CUDA graph: {model}: not captured ({type(exc).__name__}: {exc})"[:300])
+            continue
+        best = interleaved({"before": training_step(model), "after": graphed}, rounds,
+                           calls=100 if model == "dense" else 20)
+        rows.append(("CUDA graph", f"{model}, training step", "op by op",
+                     "whole step in a CUDA graph", best["before"], best["after"]))
+    return rows
 
 
 LEVERS = {
@@ -342,10 +378,10 @@ LEVERS = {
     "bfloat16": bfloat16,
     "code statistics": code_statistics,
     "allocator": allocator,
-    "index copy": index_copy,
+    "CUDA graph": cuda_graph,
 }
 CPU_ONLY = ("code statistics", "allocator")
-GPU_ONLY = ("index copy",)
+GPU_ONLY = ("CUDA graph",)
 
 
 # ------------------------------------------------------------------------------ report
@@ -403,8 +439,7 @@ def main(argv=None):
             print(f"{lever}: {case}: {before} {t_before * 1e3:.3g} ms, {after} "
                   f"{t_after * 1e3:.3g} ms ({t_after / t_before:.2f})", flush=True)
         rows += found
-    command = "python benchmarks/levers.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:]
-                                               else "")
+    command = shlex.join(["python", "benchmarks/levers.py", *sys.argv[1:]])
     path = write_report(rows, args.out, command, time.perf_counter() - start)
     print(f"wrote {path}")
 

@@ -602,6 +602,11 @@ class ContractiveAutoencoder(BaseAutoencoder):
             self.jacobian_ = ("closed_form" if closed_form
                               else "exact" if self.n_components_ <= 16 else "projection")
 
+    def _replayable_steps(self):
+        # The autograd Jacobians (a backward pass per code unit or projection inside the
+        # step) have not been run under CUDA-graph capture; the closed form has.
+        return self.jacobian_ == "closed_form"
+
     def _penalties(self, net_input, encoded, generator):
         if self.jacobian_ == "closed_form":
             penalty = _losses.contractive_closed_form(encoded, self.encoder_.code_layer.weight)

@@ -457,7 +457,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         trainer = trainer_class(
             networks, self._objective(generator), optimizer, self.batch_size,
             shuffle=self.shuffle, generator=generator, seed=self._seed, verbose=self.verbose,
-            **extra)
+            graphs=self._replayable_steps(), **extra)
         reason = trainer.fit(
             source, indices, self._state, epochs, tol=self.tol,
             n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
@@ -465,6 +465,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         networks.eval()
         self._optimizer_state = (self.solver, optimizer.state_dict())
         return reason
+
+    def _replayable_steps(self):
+        """Whether a training step may be captured in a CUDA graph and replayed on a GPU.
+
+        The engine also checks that a step draws nothing from the CPU generator.
+        """
+        return True
 
     def _make_optimizer(self, networks):
         state = None

@@ -81,3 +81,54 @@ def test_the_sub_pixel_layer_on_cuda_matches_the_cpu():
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
     sub_pixel = layer._sub_pixel(x.to("cuda")).detach().cpu()
     torch.testing.assert_close(sub_pixel, expected, rtol=1e-4, atol=1e-4)
+
+
+def _fit_counting_captures(monkeypatch, make, X, graphs):
+    from skae import _training
+
+    captures = []
+    capture = _training.GraphedStep._capture
+    monkeypatch.setattr(_training, "CUDA_GRAPHS", graphs)
+    monkeypatch.setattr(_training.GraphedStep, "_capture",
+                        lambda self: captures.append(1) or capture(self))
+    return make().fit(X), len(captures)
+
+
+@pytest.mark.parametrize("make, graphed", [
+    (lambda: Autoencoder(3, batch_size=64, max_iter=4, device="cuda", random_state=0), True),
+    (lambda: ConvAutoencoder(4, conv_filters=(4,), image_shape=(3, 4), batch_size=64,
+                             max_iter=4, device="cuda", random_state=0), True),
+    (lambda: SparseAutoencoder(6, batch_size=64, max_iter=4, device="cuda", random_state=0),
+     True),
+    # draws its noise from a CPU generator: never captured, still trained
+    (lambda: DenoisingAutoencoder(3, batch_size=64, max_iter=4, device="cuda",
+                                  random_state=0), False),
+], ids=["dense", "conv", "sparse", "denoising"])
+def test_cuda_graph_replay_trains_as_the_op_by_op_steps(monkeypatch, make, graphed):
+    X = np.random.RandomState(0).rand(1000, 12).astype(np.float32)  # 15 full batches + 40
+    replayed, captures = _fit_counting_captures(monkeypatch, make, X, graphs=True)
+    eager, no_captures = _fit_counting_captures(monkeypatch, make, X, graphs=False)
+    assert (captures == 1, no_captures) == (graphed, 0)  # one capture serves every epoch
+    np.testing.assert_allclose(replayed.loss_curve_, eager.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(replayed.transform(X), eager.transform(X), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_cuda_graph_replay_with_partial_fit_and_early_stopping(monkeypatch):
+    X = np.random.RandomState(1).rand(1000, 12).astype(np.float32)
+
+    def make():
+        return Autoencoder(3, batch_size=64, early_stopping=True, max_iter=6,
+                           n_iter_no_change=2, device="cuda", random_state=0)
+
+    fits = {}
+    for graphs in (True, False):
+        monkeypatch.setattr(skae._training, "CUDA_GRAPHS", graphs)
+        fitted = make().fit(X)
+        fitted.partial_fit(X).partial_fit(X)  # a new trainer, and capture, per call
+        fits[graphs] = fitted
+    np.testing.assert_allclose(fits[True].loss_curve_, fits[False].loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(fits[True].validation_scores_, fits[False].validation_scores_,
+                               rtol=1e-5)
+    np.testing.assert_allclose(fits[True].transform(X), fits[False].transform(X), rtol=1e-4,
+                               atol=1e-5)

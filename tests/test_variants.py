@@ -428,3 +428,26 @@ def test_kl_sparse_decoder_reads_the_code_over_its_target(unit_data):
     l1 = SparseAutoencoder(4, sparsity="l1", code_activation="relu", max_iter=2,
                            random_state=0).fit(unit_data)
     assert l1.decoder_.code_scale == 1.0
+
+
+def test_only_steps_run_under_cuda_graph_capture_are_replayed(unit_data):
+    from types import SimpleNamespace
+
+    from skae._training import GraphedStep, Trainer, make_optimizer
+
+    fitted = {jacobian: ContractiveAutoencoder(3, jacobian=jacobian, max_iter=1,
+                                               random_state=0).fit(unit_data)
+              for jacobian in ("closed_form", "exact", "projection")}
+    assert [m._replayable_steps() for m in fitted.values()] == [True, False, False]
+    assert Autoencoder(3, max_iter=1).fit(unit_data)._replayable_steps()
+
+    module = torch.nn.Linear(2, 2)
+    optimizer = make_optimizer("adam", module.parameters(), 1e-3)
+    on_gpu = SimpleNamespace(on_gpu=True)  # stands in for rows held on a GPU
+    trainer = Trainer(module, None, optimizer, batch_size=4, graphs=False)
+    assert not GraphedStep.supports(trainer, on_gpu, 4)
+    trainer.graphs = True
+    fused = all(group.get("fused") for group in optimizer.param_groups)
+    assert GraphedStep.supports(trainer, on_gpu, 4) == fused
+    assert not GraphedStep.supports(trainer, on_gpu, 3)  # an epoch's last, shorter batch
+    assert not GraphedStep.supports(trainer, SimpleNamespace(on_gpu=False), 4)
