@@ -580,7 +580,9 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
     skae = best["skae"]
     notes = {
         "skae": f"steady-state partial_fit, batch {batch_size}, Adam 1e-3, BCE on logits",
-        "skae loop": "training loop only (private _train: no validation, no code statistics)",
+        "skae loop": ("training loop only (private _train: no validation, no code statistics"
+                      + ("; on a GPU it copies X there and warms up and captures the step's "
+                         "CUDA graph once per call" if args.device != "cpu" else "") + ")"),
         "skae code statistics": ("the pass that encodes X for sample's code statistics, "
                                  "part of partial_fit (private _update_code_distribution)"),
         "plain loop": (f"batch {batch_size}, Adam 1e-3, sigmoid + F.binary_cross_entropy"
@@ -596,7 +598,8 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
                   f"{(args.keras_versions or {}).get('tensorflow')}"),
         "FLOP limit": (f"{flops / 1e6:.3g} MFLOP/sample for training at {rate / 1e9:.0f} "
                        f"GFLOP/s (best fp32 torch.mm {args.matmul_size}^2"
-                       + (", TF32 off, as skae trains" if args.device != "cpu" else "")
+                       + (", TF32 off as for skae's dense layers; cuDNN convolutions use "
+                          "TF32 by default" if args.device != "cpu" else "")
                        + ")"),
     }
     results.add("epoch", model, "skae first partial_fit", n, round(first, 4), round(first, 4),
