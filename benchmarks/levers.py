@@ -218,14 +218,20 @@ def training_rows():
     return np.ascontiguousarray(X, dtype=np.float32)
 
 
-def training_step(model, autocast=False, memory_format=None):
-    """A callable taking one training step of ``model`` on the next 256 rows."""
+def fitted_network(model):
+    """The training rows, ``model`` fitted on 256 of them, and its encoder and decoder."""
     X = training_rows()
     estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0, device=str(DEVICE))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimator.fit(X[:BATCH])
     networks = nn.ModuleDict({"encoder": estimator.encoder_, "decoder": estimator.decoder_})
+    return X, estimator, networks
+
+
+def training_step(model, autocast=False, memory_format=None):
+    """A callable taking one training step of ``model`` on the next 256 rows."""
+    X, estimator, networks = fitted_network(model)
     if memory_format is not None:
         networks.to(memory_format=memory_format)
     optimizer = estimator._make_optimizer(networks)
@@ -314,12 +320,7 @@ def allocator(rounds):
 
 def graphed_step(model):
     """A callable replaying one captured CUDA graph of a whole training step of ``model``."""
-    X = training_rows()
-    estimator = NETWORKS[model]().set_params(max_iter=1, random_state=0, device=str(DEVICE))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        estimator.fit(X[:BATCH])
-    networks = nn.ModuleDict({"encoder": estimator.encoder_, "decoder": estimator.decoder_})
+    X, estimator, networks = fitted_network(model)
     optimizer = torch.optim.Adam(networks.parameters(), lr=estimator.learning_rate_init,
                                  capturable=True)
     objective = estimator._objective(torch.Generator().manual_seed(0))
