@@ -231,7 +231,7 @@ def synchronize():
     if DEVICE[0] != "cpu":
         import torch
 
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(DEVICE[0])
 
 
 def timed(function):
