@@ -27,9 +27,17 @@ tensors of the shapes named:
   (the chapter's conv net, 5 blocks of 4,096 rows), each block's scatter matrix computed by
   numpy against by torch (numpy's BLAS threads spin after a product, on the cores the
   encoder's next block needs);
-- ``allocator``: the conv net's training step with glibc's defaults against
-  ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set to 1 GB, a fresh process
-  for each (the two alternating, one pair per round);
+- ``hand-written step``: skae's training step of 784-32-784 (its objective, autograd and
+  its fused Adam) against the same step with the gradients written out by hand and no
+  autograd (the loss's value by ``binary_cross_entropy_with_logits``, its gradient
+  ``sigmoid(z) - x``, five matrix products; the same optimizer), checked first against
+  autograd's loss and gradients. Not offered: it measures how far below skae's step an
+  engine without autograd's overhead could get for this one network;
+- ``allocator``: the conv net's training step with glibc's malloc defaults
+  (``SKAE_MALLOC_TUNING=0``) against the thresholds skae sets before training on the CPU
+  (``skae/_allocator.py``), a fresh process for each (the two alternating, one pair per
+  round), with the page faults per step; every other lever runs in this process, with
+  skae's thresholds set at the start as skae's training sets them;
 - ``CUDA graph`` (GPU only): a training step of each benchmark network op by op (skae's
   objective and fused Adam) against the whole step -- the batch's gather, forward,
   backward and a capturable Adam step -- captured once in a CUDA graph and replayed, the
@@ -40,9 +48,9 @@ An ``index copy`` lever (each batch's indices copied to the GPU blocking or not)
 on an H100 three times (``results/levers_cuda_run1.md`` to ``run3``) and removed: the
 non-blocking copy was not clearly faster, and full batches are now replayed from a graph.
 
-``--device cuda`` runs the levers that concern a GPU there (all but the code statistics
-and the allocator, which are about the CPU), with every call timed up to a
-``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
+``--device cuda`` runs the levers that concern a GPU there (all but the code statistics,
+the hand-written step and the allocator, which are about the CPU), with every call timed
+up to a ``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
 
 Steps use skae's private training objective (as ``speed.py`` times its private loop).
 
@@ -69,13 +77,12 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 import skae._base
-from skae import Autoencoder, ConvAutoencoder
+from skae import Autoencoder, ConvAutoencoder, _allocator
 from skae._nn import UpsampledConv2d
 from skae._training import BatchSource
 
 ROOT = Path(__file__).resolve().parent
 BATCH = 256
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "1000000000", "MALLOC_TRIM_THRESHOLD_": "1000000000"}
 DEVICE = torch.device("cpu")  # where the levers run; set once by main
 
 
@@ -299,23 +306,107 @@ def code_statistics(rounds):
              "scatter by torch", best["before"], best["after"])]
 
 
-def allocator(rounds):
-    """The conv step in fresh processes, glibc's malloc defaults against large thresholds."""
-    command = [sys.executable, __file__, "--conv-step", "1"]
-    plain_env = {key: value for key, value in os.environ.items() if key not in MALLOC_ENV}
+class HandWrittenStep:
+    """The dense 784-32-784 training step of ``fitted_network("dense")``, without autograd."""
 
-    def step_in_fresh_process(extra):
-        done = subprocess.run(command, env={**plain_env, **extra}, capture_output=True,
-                              text=True, check=True)
-        return float(done.stdout.split()[-1])  # the worker's best step time (seconds)
+    def __init__(self):
+        X, estimator, networks = fitted_network("dense")
+        if not (isinstance(estimator.encoder_[1], nn.ReLU) and len(estimator.decoder_) == 1
+                and estimator.decoder_.code_scale == 1.0):
+            raise RuntimeError("hand-written step: not the 784-Linear-ReLU-Linear-784 net")
+        self.source = BatchSource(X, DEVICE)
+        self.order = np.random.default_rng(1).permutation(len(X))
+        self.shift = estimator._scaling_tensors(torch.float32, DEVICE)[1]
+        self.inv_scale = 1.0 / estimator._x_scale
+        self.enc, self.dec = estimator.encoder_[0], estimator.decoder_[0]
+        self.params = [self.enc.weight, self.enc.bias, self.dec.weight, self.dec.bias]
+        self.optimizer = estimator._make_optimizer(networks)  # skae's: fused Adam
+        self.objective = estimator._objective(torch.Generator().manual_seed(0))
+        self.count = 0
+
+    def gradients(self, x):
+        """The loss of the batch ``x`` and its gradients, in ``self.params``' order."""
+        n = x.shape[0]
+        with torch.no_grad():
+            x_net = torch.add(self.shift, x, alpha=self.inv_scale)
+            code = torch.addmm(self.enc.bias, x_net, self.enc.weight.t()).relu_()
+            logits = torch.addmm(self.dec.bias, code, self.dec.weight.t())
+            loss = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / n
+            d_logits = torch.sigmoid(logits).sub_(x).div_(n)
+            d_code = (d_logits @ self.dec.weight).mul_(code > 0)
+            return loss, [d_code.t() @ x_net, d_code.sum(0), d_logits.t() @ code,
+                          d_logits.sum(0)]
+
+    def __call__(self):
+        start = self.count % 40 * BATCH
+        self.count += 1
+        _, grads = self.gradients(self.source.take(self.order[start:start + BATCH]))
+        for param, grad in zip(self.params, grads):
+            param.grad = grad
+        self.optimizer.step()
+
+    def check(self):
+        """Raise unless loss and gradients are those of skae's objective by autograd."""
+        x = self.source.take(self.order[:BATCH])
+        loss = sum(self.objective(x).values())
+        expected = torch.autograd.grad(loss, self.params)
+        hand_loss, grads = self.gradients(x)
+        torch.testing.assert_close(hand_loss, loss.detach())
+        for grad, want in zip(grads, expected, strict=True):
+            torch.testing.assert_close(grad, want, rtol=1e-4, atol=1e-6)
+
+
+def hand_written_step(rounds):
+    hand = HandWrittenStep()
+    hand.check()
+    best = interleaved({"before": training_step("dense"), "after": hand}, rounds, calls=100)
+    return [("hand-written step", "dense, training step", "skae's (autograd)",
+             "gradients written by hand", best["before"], best["after"])]
+
+
+def allocator(rounds):
+    """The conv step in fresh processes: glibc's malloc defaults against skae's thresholds."""
+    command = [sys.executable, __file__, "--conv-step", "1"]
+    plain_env = {key: value for key, value in os.environ.items()
+                 if not key.startswith("MALLOC_") and key != "GLIBC_TUNABLES"}
+
+    def step_in_fresh_process(switch):
+        done = subprocess.run(command, env={**plain_env, _allocator.SWITCH: switch},
+                              capture_output=True, text=True, check=True)
+        seconds, faults = done.stdout.split()[-2:]  # the worker's best step and its faults
+        return float(seconds), float(faults)
 
     best = dict.fromkeys(("before", "after"), float("inf"))
+    faults = {}
     for round_ in range(rounds):
-        order = [("before", {}), ("after", MALLOC_ENV)][:: 1 if round_ % 2 == 0 else -1]
-        for name, extra in order:
-            best[name] = min(best[name], step_in_fresh_process(extra))
-    return [("allocator", "chapter's conv net, training step", "glibc defaults",
-             "MALLOC_*_THRESHOLD_=1 GB", best["before"], best["after"])]
+        order = [("before", "0"), ("after", "1")][:: 1 if round_ % 2 == 0 else -1]
+        for name, switch in order:
+            seconds, faults[name] = step_in_fresh_process(switch)
+            best[name] = min(best[name], seconds)
+    return [("allocator", "chapter's conv net, training step",
+             f"glibc's defaults ({faults['before']:.0f} page faults a step)",
+             f"skae's thresholds ({faults['after']:.0f} page faults a step)",
+             best["before"], best["after"])]
+
+
+def page_faults():
+    """Minor page faults of this process so far (0 where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def conv_step_worker(rounds):
+    """Print the conv step's best time and its page faults per step in this process."""
+    _allocator.tune_malloc()  # SKAE_MALLOC_TUNING in the environment decides
+    step = training_step("conv")
+    best = interleaved({"step": step}, rounds, calls=20)["step"]
+    before = page_faults()
+    for _ in range(20):
+        step()
+    print(best, (page_faults() - before) / 20)
 
 
 def graphed_step(model):
@@ -378,10 +469,11 @@ LEVERS = {
     "conv weights": conv_weights,
     "bfloat16": bfloat16,
     "code statistics": code_statistics,
+    "hand-written step": hand_written_step,
     "allocator": allocator,
     "CUDA graph": cuda_graph,
 }
-CPU_ONLY = ("code statistics", "allocator")
+CPU_ONLY = ("code statistics", "hand-written step", "allocator")
 GPU_ONLY = ("CUDA graph",)
 
 
@@ -425,10 +517,12 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     if args.conv_step:  # worker: the conv step's best time in this process's environment
-        print(interleaved({"step": training_step("conv")}, args.conv_step, calls=20)["step"])
+        conv_step_worker(args.conv_step)
         return
     global DEVICE
     DEVICE = torch.device(args.device)
+    if DEVICE.type == "cpu":
+        _allocator.tune_malloc()  # as skae's training on the CPU does
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
     skipped = CPU_ONLY if DEVICE.type == "cuda" else GPU_ONLY

@@ -151,8 +151,8 @@ def claim_vae(data):
             ("fit time", f"{seconds:.0f} s")], neg_elbo <= 147
 
 
-CLAIMS = {"quality": claim_quality, "deep": claim_deep, "denoising": claim_denoising, "sparse": claim_sparse,
-          "contractive": claim_contractive, "vae": claim_vae}
+CLAIMS = {"quality": claim_quality, "deep": claim_deep, "denoising": claim_denoising,
+          "sparse": claim_sparse, "contractive": claim_contractive, "vae": claim_vae}
 
 
 def main(argv=None):

@@ -376,7 +376,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._check_n_components()
         self.device_ = _resolve_device(self.device)
         self.loss_ = self._resolve_loss(X)
-        self._check_loss_domain(X)
+        if self.loss != "auto":  # "auto" resolved to BCE only for data in [0, 1]
+            self._check_loss_domain(X)
         self._x_mean, self._x_scale = _scaling_stats(X)
         self._scaling_cache = {}
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
@@ -704,9 +705,16 @@ def _check_n_samples(n_samples):
 
 
 def _in_unit_interval(X):
+    """Whether every value of validated ``X`` lies in [0, 1] (False with a NaN)."""
     if X.shape[0] == 0:
         return True
-    return bool(X.min() >= 0 and X.max() <= 1)
+    if isinstance(X, np.ndarray) and X.flags.writeable and (X.flags.c_contiguous
+                                                            or X.flags.f_contiguous):
+        # one pass in torch's threads (MNIST: 9 ms against 25 ms for numpy's min, then max)
+        low, high = torch.aminmax(torch.from_numpy(X))
+    else:
+        low, high = X.min(), X.max()
+    return bool(low >= 0 and high <= 1)
 
 
 def _scaling_stats(X):
