@@ -33,11 +33,11 @@ tensors of the shapes named:
   ``sigmoid(z) - x``, five matrix products; the same optimizer), checked first against
   autograd's loss and gradients. Not offered: it measures how far below skae's step an
   engine without autograd's overhead could get for this one network;
-- ``allocator``: the conv net's training step with glibc's malloc defaults
-  (``SKAE_MALLOC_TUNING=0``) against the thresholds skae sets before training on the CPU
-  (``skae/_allocator.py``), a fresh process for each (the two alternating, one pair per
-  round), with the page faults per step; every other lever runs in this process, with
-  skae's thresholds set at the start as skae's training sets them;
+- ``allocator``: the conv net's training steps alone, and a whole ``fit`` of the 10,240
+  rows (2 epochs, timed per training step), with glibc's malloc defaults against
+  ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` at 32 and 64 MB (the highest
+  values glibc's own adjustment gives them), a fresh process for each (the two
+  alternating, one pair per round), with the minor page faults per step;
 - ``CUDA graph`` (GPU only): a training step of each benchmark network op by op (skae's
   objective and fused Adam) against the whole step -- the batch's gather, forward,
   backward and a capturable Adam step -- captured once in a CUDA graph and replayed, the
@@ -77,12 +77,13 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 import skae._base
-from skae import Autoencoder, ConvAutoencoder, _allocator
+from skae import Autoencoder, ConvAutoencoder
 from skae._nn import UpsampledConv2d
 from skae._training import BatchSource
 
 ROOT = Path(__file__).resolve().parent
 BATCH = 256
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 DEVICE = torch.device("cpu")  # where the levers run; set once by main
 
 
@@ -365,28 +366,31 @@ def hand_written_step(rounds):
 
 
 def allocator(rounds):
-    """The conv step in fresh processes: glibc's malloc defaults against skae's thresholds."""
-    command = [sys.executable, __file__, "--conv-step", "1"]
+    """The conv net in fresh processes, glibc's malloc defaults against larger thresholds."""
     plain_env = {key: value for key, value in os.environ.items()
                  if not key.startswith("MALLOC_") and key != "GLIBC_TUNABLES"}
 
-    def step_in_fresh_process(switch):
-        done = subprocess.run(command, env={**plain_env, _allocator.SWITCH: switch},
-                              capture_output=True, text=True, check=True)
-        seconds, faults = done.stdout.split()[-2:]  # the worker's best step and its faults
+    def in_fresh_process(worker, extra):
+        done = subprocess.run([sys.executable, __file__, worker, "1"],
+                              env={**plain_env, **extra}, capture_output=True, text=True,
+                              check=True)
+        seconds, faults = done.stdout.split()[-2:]  # per training step
         return float(seconds), float(faults)
 
-    best = dict.fromkeys(("before", "after"), float("inf"))
-    faults = {}
-    for round_ in range(rounds):
-        order = [("before", "0"), ("after", "1")][:: 1 if round_ % 2 == 0 else -1]
-        for name, switch in order:
-            seconds, faults[name] = step_in_fresh_process(switch)
-            best[name] = min(best[name], seconds)
-    return [("allocator", "chapter's conv net, training step",
-             f"glibc's defaults ({faults['before']:.0f} page faults a step)",
-             f"skae's thresholds ({faults['after']:.0f} page faults a step)",
-             best["before"], best["after"])]
+    rows = []
+    for worker, case in [("--conv-step", "chapter's conv net, training steps alone"),
+                         ("--conv-fit", "chapter's conv net, fit of 10,240 rows (per step)")]:
+        best, faults = dict.fromkeys(("before", "after"), float("inf")), {}
+        for round_ in range(rounds):
+            order = [("before", {}), ("after", MALLOC_ENV)][:: 1 if round_ % 2 == 0 else -1]
+            for name, extra in order:
+                seconds, faults[name] = in_fresh_process(worker, extra)
+                best[name] = min(best[name], seconds)
+        rows.append(("allocator", case,
+                     f"glibc defaults ({faults['before']:.0f} page faults a step)",
+                     f"MALLOC_*_THRESHOLD_ 32, 64 MB ({faults['after']:.0f} page faults a step)",
+                     best["before"], best["after"]))
+    return rows
 
 
 def page_faults():
@@ -398,15 +402,27 @@ def page_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def conv_step_worker(rounds):
-    """Print the conv step's best time and its page faults per step in this process."""
-    _allocator.tune_malloc()  # SKAE_MALLOC_TUNING in the environment decides
-    step = training_step("conv")
-    best = interleaved({"step": step}, rounds, calls=20)["step"]
-    before = page_faults()
-    for _ in range(20):
-        step()
-    print(best, (page_faults() - before) / 20)
+def conv_worker(mode, rounds):
+    """Print the conv net's seconds and minor page faults per training step, in this process.
+
+    ``mode`` ``"step"``: the best of ``rounds`` rounds of 20 steps alone; ``"fit"``: one
+    ``fit`` of the training rows for 2 epochs (validation, code statistics and all).
+    """
+    if mode == "step":
+        step = training_step("conv")
+        seconds = interleaved({"step": step}, rounds, calls=20)["step"]
+        before = page_faults()
+        for _ in range(20):
+            step()
+        print(seconds, (page_faults() - before) / 20)
+        return
+    X = training_rows()
+    steps = 2 * -(-len(X) // BATCH)
+    before, start = page_faults(), time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ConvAutoencoder(max_iter=2, random_state=0).fit(X)
+    print((time.perf_counter() - start) / steps, (page_faults() - before) / steps)
 
 
 def graphed_step(model):
@@ -510,19 +526,18 @@ def parse_args(argv=None):
                         help="levers to time (default: all that concern the device)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--out", type=Path, default=ROOT / "results")
-    parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator worker
+    parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator workers
+    parser.add_argument("--conv-fit", type=int, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.conv_step:  # worker: the conv step's best time in this process's environment
-        conv_step_worker(args.conv_step)
+    if args.conv_step or args.conv_fit:  # allocator worker, in this process's environment
+        conv_worker("step" if args.conv_step else "fit", args.conv_step or 1)
         return
     global DEVICE
     DEVICE = torch.device(args.device)
-    if DEVICE.type == "cpu":
-        _allocator.tune_malloc()  # as skae's training on the CPU does
     if DEVICE.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
     skipped = CPU_ONLY if DEVICE.type == "cuda" else GPU_ONLY

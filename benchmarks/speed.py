@@ -49,11 +49,6 @@ reported for comparison::
 Keras (``pip install tensorflow-cpu``, an optional benchmark dependency) always runs in a
 separate process, fed the same float32 array through a temporary ``.npy`` file.
 
-Allocator: on the CPU the script sets glibc's malloc thresholds at the start, as skae's
-first training on the CPU does (``skae/_allocator.py``), so every candidate in this process
--- the plain loops too -- runs with the same allocator; ``SKAE_MALLOC_TUNING=0`` keeps
-glibc's defaults for all of them. The environment line says which.
-
 Threads: every candidate gets the same number (torch, BLAS through threadpoolctl, and
 TensorFlow's intra- and inter-op pools). When another job holds one of the cores, torch's
 OpenMP threads wait on each other at every parallel region and a 2-thread epoch can take
@@ -857,8 +852,6 @@ def main(argv=None):
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
-    from skae._allocator import tune_malloc
-
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     if args.device != "cpu":
         if not torch.cuda.is_available():
@@ -868,7 +861,6 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    tuned = args.device == "cpu" and tune_malloc()  # what skae's first CPU fit would do
     X, image_shape, data_line = load_data(args.dataset, args.rows)
     print(f"{data_line} {threads} torch threads (BLAS limited to the same); "
           f"{args.repeats} rounds", flush=True)
@@ -888,10 +880,8 @@ def main(argv=None):
         bench_scaling(X, args, results)
     total = time.perf_counter() - total
 
-    allocator = ("glibc's malloc thresholds set as skae sets them (32 MB mmap, 64 MB trim)"
-                 if tuned else "the C library's malloc defaults")
-    env_line = (f"{environment(threads, args)}; {allocator}; 1-minute load average "
-                f"{load_before:.1f} at the start, {load_average():.1f} at the end")
+    env_line = (f"{environment(threads, args)}; 1-minute load average {load_before:.1f} at the "
+                f"start, {load_average():.1f} at the end")
     command = " ".join(["python benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "speed_cpu" if args.device == "cpu" else "speed_cuda"

@@ -19,8 +19,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import _allocator
-
 SOLVERS = {
     "adam": torch.optim.Adam,
     "adamw": torch.optim.AdamW,
@@ -343,11 +341,8 @@ class Trainer:
         weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the
         weights of the last complete epoch are restored, so a half-done epoch or optimizer
         step never remains). With ``validation_score`` the best weights are restored at
-        the end. Training on the CPU sets glibc's malloc thresholds for the process first
-        (:func:`skae._allocator.tune_malloc`; ``SKAE_MALLOC_TUNING=0`` leaves them).
+        the end.
         """
-        if source.device.type == "cpu":
-            _allocator.tune_malloc()
         try:
             return self._fit_epochs(source, indices, state, max_epochs, tol,
                                     n_iter_no_change, validation_score)
