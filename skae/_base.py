@@ -52,6 +52,7 @@ from ._training import (
     data_parallel_group,
     make_optimizer,
     shared_seed,
+    shares_with_torch,
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
@@ -626,8 +627,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 rows = X[start : start + batch_size]
                 rows = rows.toarray() if hasattr(rows, "toarray") else rows
                 rows = np.asarray(rows, dtype=dtype)
-                shareable = rows.flags.writeable and rows.flags.c_contiguous  # no copy needed
-                batch = (torch.from_numpy(rows) if shareable else torch.tensor(rows))
+                if not (rows.flags.c_contiguous and shares_with_torch(rows)):
+                    rows = np.array(rows, order="C")  # a copy torch can share
+                batch = torch.from_numpy(rows)
                 batch = batch.to(self.device_)
                 output = function(batch).cpu().numpy()
                 if result is None:
@@ -708,8 +710,8 @@ def _in_unit_interval(X):
     """Whether every value of validated ``X`` lies in [0, 1] (False with a NaN)."""
     if X.shape[0] == 0:
         return True
-    if isinstance(X, np.ndarray) and X.flags.writeable and (X.flags.c_contiguous
-                                                            or X.flags.f_contiguous):
+    if (isinstance(X, np.ndarray) and (X.flags.c_contiguous or X.flags.f_contiguous)
+            and shares_with_torch(X)):
         # one pass in torch's threads (MNIST: 9 ms against 25 ms for numpy's min, then max)
         low, high = torch.aminmax(torch.from_numpy(X))
     else:

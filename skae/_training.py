@@ -93,7 +93,8 @@ class BatchSource:
         self.n_samples = X.shape[0]
         self._tensor = None
         if type(X) is np.ndarray and (X.dtype != np.float32 or X.flags.writeable):
-            self._tensor = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+            data = np.ascontiguousarray(X, dtype=np.float32)
+            self._tensor = torch.from_numpy(data if shares_with_torch(data) else data.copy())
             if self.device.type != "cpu":  # an accelerator: move the data once, if it fits
                 try:
                     self._tensor = self._tensor.to(self.device)
@@ -120,6 +121,15 @@ class BatchSource:
             rows = np.asarray(rows, dtype=np.float32)
             batch = torch.from_numpy(rows if order is None else rows[np.argsort(order)])
         return batch.to(self.device, non_blocking=True)
+
+
+def shares_with_torch(a):
+    """Whether ``torch.from_numpy`` takes the array ``a`` without a copy or a warning.
+
+    It refuses negative strides, which numpy allows even in an array it calls contiguous
+    (a reversed axis of length 1), and warns on read-only memory.
+    """
+    return a.flags.writeable and min(a.strides, default=0) >= 0
 
 
 def _is_lazy(X):

@@ -150,6 +150,53 @@ def test_bce_refuses_data_outside_the_unit_interval_after_fit(fitted, unit_data,
         getattr(fitted, method)(shift(unit_data))
 
 
+def _read_only(X):
+    X = X.copy()
+    X.flags.writeable = False
+    return X
+
+
+LAYOUTS = [np.ascontiguousarray, np.asfortranarray, _read_only, lambda X: X[::-1],
+           lambda X: X.astype(np.float64), lambda X: np.repeat(X, 2, axis=1)[:, ::2]]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_bce_domain_check_sees_every_value_in_any_memory_layout(fitted, unit_data, layout):
+    """The check reads C- or F-ordered writable arrays in one torch pass, others by numpy."""
+    fitted.score_samples(layout(unit_data))  # in [0, 1]: accepted
+    for value in (1.0 + 1e-6, -1e-7):
+        with pytest.raises(ValueError, match=r"loss='bce'.*\[0, 1\]"):
+            fitted.partial_fit(layout(_with(unit_data, 199, 10, value)))
+
+
+@pytest.mark.parametrize("layout", LAYOUTS + [lambda X: X[:1][::-1], lambda X: X[:, :1][:, ::-1]])
+def test_every_method_takes_any_memory_layout(unit_data, layout):
+    """Views numpy calls contiguous may still have negative strides (a reversed axis of
+    length 1), which torch cannot share: they are copied, never passed to torch."""
+    X = layout(unit_data)
+    reference = np.array(X, dtype=np.float32, order="C")
+    model = Autoencoder(2, max_iter=2, batch_size=64, random_state=0)
+    fitted_on_view = clone_fit(model, X)
+    fitted_on_copy = clone_fit(model, reference)
+    np.testing.assert_allclose(fitted_on_view.loss_curve_, fitted_on_copy.loss_curve_,
+                               rtol=1e-6)
+    for method in ("transform", "score_samples"):  # float64 X computes in float64
+        np.testing.assert_allclose(getattr(fitted_on_view, method)(X),
+                                   getattr(fitted_on_copy, method)(reference), rtol=1e-5,
+                                   atol=1e-6)
+    codes = fitted_on_copy.transform(reference)
+    for view in (codes[::-1], codes[:1][::-1]):
+        np.testing.assert_allclose(fitted_on_copy.inverse_transform(view),
+                                   fitted_on_copy.inverse_transform(np.array(view, order="C")))
+    fitted_on_view.partial_fit(X)
+
+
+def clone_fit(model, X):
+    from sklearn.base import clone
+
+    return clone(model).fit(X)
+
+
 def test_bce_refuses_sparse_data_outside_the_unit_interval(fitted, unit_data):
     sp = pytest.importorskip("scipy.sparse")
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
