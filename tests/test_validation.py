@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -176,8 +177,7 @@ def test_every_method_takes_any_memory_layout(unit_data, layout):
     X = layout(unit_data)
     reference = np.array(X, dtype=np.float32, order="C")
     model = Autoencoder(2, max_iter=2, batch_size=64, random_state=0)
-    fitted_on_view = clone_fit(model, X)
-    fitted_on_copy = clone_fit(model, reference)
+    fitted_on_view, fitted_on_copy = clone(model).fit(X), clone(model).fit(reference)
     np.testing.assert_allclose(fitted_on_view.loss_curve_, fitted_on_copy.loss_curve_,
                                rtol=1e-6)
     for method in ("transform", "score_samples"):  # float64 X computes in float64
@@ -189,12 +189,6 @@ def test_every_method_takes_any_memory_layout(unit_data, layout):
         np.testing.assert_allclose(fitted_on_copy.inverse_transform(view),
                                    fitted_on_copy.inverse_transform(np.array(view, order="C")))
     fitted_on_view.partial_fit(X)
-
-
-def clone_fit(model, X):
-    from sklearn.base import clone
-
-    return clone(model).fit(X)
 
 
 def test_bce_refuses_sparse_data_outside_the_unit_interval(fitted, unit_data):
