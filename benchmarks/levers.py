@@ -37,7 +37,7 @@ tensors of the shapes named:
   rows (2 epochs, timed per training step), with glibc's malloc defaults against
   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` at 32 and 64 MB (the highest
   values glibc's own adjustment gives them), a fresh process for each (the two
-  alternating, one pair per round), with the minor page faults per step;
+  alternating, one pair per round), with the minor page faults per step of the best round;
 - ``CUDA graph`` (GPU only): a training step of each benchmark network op by op (skae's
   objective and fused Adam) against the whole step -- the batch's gather, forward,
   backward and a capturable Adam step -- captured once in a CUDA graph and replayed, the
@@ -380,16 +380,16 @@ def allocator(rounds):
     rows = []
     for worker, case in [("--conv-step", "chapter's conv net, training steps alone"),
                          ("--conv-fit", "chapter's conv net, fit of 10,240 rows (per step)")]:
-        best, faults = dict.fromkeys(("before", "after"), float("inf")), {}
+        best = dict.fromkeys(("before", "after"), (float("inf"), 0.0))  # and its faults
         for round_ in range(rounds):
             order = [("before", {}), ("after", MALLOC_ENV)][:: 1 if round_ % 2 == 0 else -1]
             for name, extra in order:
-                seconds, faults[name] = in_fresh_process(worker, extra)
-                best[name] = min(best[name], seconds)
+                best[name] = min(best[name], in_fresh_process(worker, extra))
+        (before, faults_before), (after, faults_after) = best["before"], best["after"]
         rows.append(("allocator", case,
-                     f"glibc defaults ({faults['before']:.0f} page faults a step)",
-                     f"MALLOC_*_THRESHOLD_ 32, 64 MB ({faults['after']:.0f} page faults a step)",
-                     best["before"], best["after"]))
+                     f"glibc defaults ({faults_before:.0f} page faults a step)",
+                     f"MALLOC_*_THRESHOLD_ 32, 64 MB ({faults_after:.0f} page faults a step)",
+                     before, after))
     return rows
 
 

@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _losses
-from ._base import BaseAutoencoder, _check_n_samples, _in_unit_interval
+from ._base import BaseAutoencoder, _check_n_samples
 from ._docs import compose
 
 __all__ = [
@@ -316,9 +316,9 @@ class DenoisingAutoencoder(BaseAutoencoder):
             raise ValueError(f"noise_level is a fraction of inputs for noise={self.noise!r} "
                              f"and must be at most 1, got {self.noise_level}.")
         super()._initialize(X)
-        self._clip = _in_unit_interval(X)
-        self._feature_range = tuple(_dense(v).astype(np.float32).ravel()
-                                    for v in (X.min(axis=0), X.max(axis=0)))
+        low, high = (_dense(v).ravel() for v in (X.min(axis=0), X.max(axis=0)))
+        self._clip = bool(low.min() >= 0 and high.max() <= 1)  # X in [0, 1]
+        self._feature_range = (low.astype(np.float32), high.astype(np.float32))
 
     def _corrupt(self, x, generator):
         if self.noise == "gaussian":

@@ -126,10 +126,12 @@ class BatchSource:
 def shares_with_torch(a):
     """Whether ``torch.from_numpy`` takes the array ``a`` without a copy or a warning.
 
-    It refuses negative strides, which numpy allows even in an array it calls contiguous
-    (a reversed axis of length 1), and warns on read-only memory.
+    It refuses negative strides and strides that are not a multiple of the item size,
+    which numpy allows even in an array it calls contiguous (on an axis of length 1), and
+    non-native byte order; it warns on read-only memory.
     """
-    return a.flags.writeable and min(a.strides, default=0) >= 0
+    return (a.flags.writeable and a.dtype.isnative
+            and all(s >= 0 and s % a.itemsize == 0 for s in a.strides))
 
 
 def _is_lazy(X):
