@@ -33,6 +33,8 @@ tensors of the shapes named:
   ``sigmoid(z) - x``, five matrix products; the same optimizer), checked first against
   autograd's loss and gradients. Not offered: it measures how far below skae's step an
   engine without autograd's overhead could get for this one network;
+- ``threads``: a training step of the dense and the conv net on one thread against on all
+  of torch's threads (by default one per core; ``OMP_NUM_THREADS`` sets fewer);
 - ``allocator``: the conv net's training steps alone, and a whole ``fit`` of the 10,240
   rows (2 epochs, timed per training step), with glibc's malloc defaults against
   ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` at 32 and 64 MB (the highest
@@ -49,8 +51,8 @@ on an H100 three times (``results/levers_cuda_run1.md`` to ``run3``) and removed
 non-blocking copy was not clearly faster, and full batches are now replayed from a graph.
 
 ``--device cuda`` runs the levers that concern a GPU there (all but the code statistics,
-the hand-written step and the allocator, which are about the CPU), with every call timed
-up to a ``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
+the hand-written step, the threads and the allocator, which are about the CPU), with every
+call timed up to a ``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
 
 Steps use skae's private training objective (as ``speed.py`` times its private loop).
 
@@ -365,6 +367,32 @@ def hand_written_step(rounds):
              "gradients written by hand", best["before"], best["after"])]
 
 
+def threads(rounds):
+    """A training step on one thread against on all of torch's, the count set per call."""
+    count = torch.get_num_threads()
+    if count == 1:
+        print("threads: torch has one thread here; nothing to compare")
+        return []
+
+    def on(n, step):
+        def run():
+            torch.set_num_threads(n)
+            step()
+        return run
+
+    rows = []
+    try:
+        for model in ("dense", "conv"):
+            step = training_step(model)
+            best = interleaved({"before": on(1, step), "after": on(count, step)}, rounds,
+                               calls=100 if model == "dense" else 20)
+            rows.append(("threads", f"{model}, training step", "1 thread", f"{count} threads",
+                         best["before"], best["after"]))
+    finally:
+        torch.set_num_threads(count)
+    return rows
+
+
 def allocator(rounds):
     """The conv net in fresh processes, glibc's malloc defaults against larger thresholds."""
     plain_env = {key: value for key, value in os.environ.items()
@@ -486,10 +514,11 @@ LEVERS = {
     "bfloat16": bfloat16,
     "code statistics": code_statistics,
     "hand-written step": hand_written_step,
+    "threads": threads,
     "allocator": allocator,
     "CUDA graph": cuda_graph,
 }
-CPU_ONLY = ("code statistics", "hand-written step", "allocator")
+CPU_ONLY = ("code statistics", "hand-written step", "threads", "allocator")
 GPU_ONLY = ("CUDA graph",)
 
 
