@@ -82,9 +82,33 @@ def _kernel(size, image_hw):
     return tuple(size if dim > 1 else 1 for dim in image_hw)
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` in ceil mode, with windows (and strides) of 1 or 2 pixels per axis.
+
+    Without gradients (``transform``, the code statistics), an input whose pooled axes have
+    even sizes is pooled by the maxima of strided views, one axis at a time: the same values
+    (NaN propagates as in ``max_pool2d``) without the argmax indices, which only the
+    backward pass needs.
+    """
+
+    def __init__(self, window):
+        if any(size not in (1, 2) for size in window):
+            raise ValueError(f"MaxPool2d needs windows of 1 or 2 pixels, not {window}.")
+        super().__init__(window, ceil_mode=True)
+
+    def forward(self, x):
+        pooled = [dim for dim, size in zip((2, 3), self.kernel_size) if size == 2]
+        if torch.is_grad_enabled() or any(x.shape[dim] % 2 for dim in pooled):
+            return super().forward(x)
+        for dim in pooled:
+            even, odd = (x[(slice(None),) * dim + (slice(start, None, 2),)] for start in (0, 1))
+            x = torch.maximum(even, odd)
+        return x
+
+
 def _pool(image_hw):
     window = tuple(2 if dim > 1 else 1 for dim in image_hw)
-    return nn.MaxPool2d(window, ceil_mode=True)
+    return MaxPool2d(window)
 
 
 # Activations that never decrease: max-pooling commutes with them (GELU dips, so it does not).

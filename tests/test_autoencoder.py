@@ -206,6 +206,34 @@ def test_divergence_stops_with_a_warning_and_finite_weights(tabular_data):
     assert all(np.isfinite(v) for v in ae.loss_curve_)
 
 
+def test_training_snapshot_is_an_independent_copy_in_the_same_layout(digits):
+    from skae import ConvAutoencoder
+    from skae._training import _clone_state, make_optimizer
+
+    ae = ConvAutoencoder(conv_filters=(4,), image_shape=(8, 8, 1), max_iter=1,
+                         random_state=0).partial_fit(digits[0])
+    networks = nn.ModuleDict({"encoder": ae.encoder_, "decoder": ae.decoder_})
+    optimizer = make_optimizer("adam", networks.parameters(), 1e-3, ae._optimizer_state[1])
+    weights, opt_state = _clone_state(networks, optimizer)
+    before = {name: value.clone() for name, value in networks.state_dict().items()}
+    with torch.no_grad():
+        for param in networks.parameters():
+            param.add_(1.0)
+    for param_state in optimizer.state.values():
+        param_state["exp_avg"].add_(1.0)
+    for name, value in weights.items():  # untouched by the in-place updates, same layout
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+        assert value.stride() == networks.state_dict()[name].stride()
+    networks.load_state_dict(weights)
+    optimizer.load_state_dict(opt_state)
+    for name, value in networks.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    reloaded = make_optimizer("adam", networks.parameters(), 1e-3, ae._optimizer_state[1])
+    for param in networks.parameters():
+        torch.testing.assert_close(optimizer.state[param]["exp_avg"],
+                                   reloaded.state[param]["exp_avg"], rtol=0, atol=0)
+
+
 def test_keyboard_interrupt_stops_training_and_keeps_a_usable_model(unit_data, monkeypatch):
     from skae import _training
 

@@ -17,7 +17,7 @@ from skae import (
     VariationalAutoencoder,
     _losses,
 )
-from skae._nn import Architecture, Encoder, ImageView, UpsampledConv2d, build_networks
+from skae._nn import Architecture, Encoder, ImageView, MaxPool2d, UpsampledConv2d, build_networks
 
 
 def _mse(a, b):
@@ -77,6 +77,25 @@ def test_upsampled_conv_is_upsample_then_conv(kernel, c_in, c_out, hw):
     torch.testing.assert_close(x_fused.grad, x_plain.grad)
     for name, param in fused.named_parameters():
         torch.testing.assert_close(param.grad, plain.get_parameter(name).grad)
+
+
+@pytest.mark.parametrize("window", [(2, 2), (2, 1), (1, 2)])
+@pytest.mark.parametrize("hw", [(8, 6), (7, 6), (8, 5), (1, 4), (2, 2)])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_inference_pooling_is_max_pool2d(window, hw, layout):
+    x = torch.randn(3, 4, *hw).contiguous(memory_format=layout)
+    x[0, 0, 0, 0], x[1, 2, -1, -1], x[2, 3, 0, -1] = float("nan"), float("inf"), -float("inf")
+    expected = nn.functional.max_pool2d(x, window, ceil_mode=True)
+    pool = MaxPool2d(window)
+    with torch.inference_mode():
+        pooled = pool(x)
+    torch.testing.assert_close(pooled, expected, equal_nan=True, rtol=0, atol=0)
+    # with gradients it is max_pool2d itself: its backward routes each gradient to one argmax
+    x.requires_grad_(True)
+    pool(x).sum().backward()
+    assert x.grad.sum() == expected.numel()
+    with pytest.raises(ValueError, match="windows of 1 or 2 pixels"):
+        MaxPool2d((3, 3))
 
 
 def _chapter_arch(**kw):
