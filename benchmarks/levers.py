@@ -27,6 +27,12 @@ tensors of the shapes named:
   (the chapter's conv net, 5 blocks of 4,096 rows), each block's scatter matrix computed by
   numpy against by torch (numpy's BLAS threads spin after a product, on the cores the
   encoder's next block needs);
+- ``inference pooling``: the chapter's conv net's ``transform`` of the 10,240 training
+  rows with each max-pooling by ``max_pool2d`` against by the maxima of strided views
+  (skae's ``MaxPool2d`` without gradients: the same values, no argmax indices);
+- ``inference batch``: ``transform`` of the 10,240 rows by each benchmark network, its
+  batches holding up to 2**21 values of the widest layer (8 MiB of float32; skae's) against
+  2**22 (334 rows for the conv net instead of 167; the dense nets reach the 4,096-row cap);
 - ``hand-written step``: skae's training step of 784-32-784 (its objective, autograd and
   its fused Adam) against the same step with the gradients written out by hand and no
   autograd (the loss's value by ``binary_cross_entropy_with_logits``, its gradient
@@ -79,6 +85,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 import skae._base
+import skae._nn
 from skae import Autoencoder, ConvAutoencoder
 from skae._nn import UpsampledConv2d
 from skae._training import BatchSource
@@ -309,6 +316,58 @@ def code_statistics(rounds):
              "scatter by torch", best["before"], best["after"])]
 
 
+def fitted_quietly(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator.fit(X)
+
+
+def patched(owner, name, value, function):
+    """``function`` run with ``owner.name`` set to ``value`` for the call."""
+    def run():
+        saved = getattr(owner, name)
+        setattr(owner, name, value)
+        try:
+            function()
+        finally:
+            setattr(owner, name, saved)
+    return run
+
+
+def inference_pooling(rounds):
+    X = training_rows()
+    estimator = fitted_quietly(
+        ConvAutoencoder(max_iter=1, random_state=0, device=str(DEVICE)), X[:BATCH])
+    transform = lambda: estimator.transform(X)  # noqa: E731
+    best = interleaved({
+        "before": patched(skae._nn.MaxPool2d, "forward", nn.MaxPool2d.forward, transform),
+        "after": transform,
+    }, rounds, calls=1)
+    return [("inference pooling", "chapter's conv net, transform of 10,240 rows",
+             "max_pool2d", "maxima of strided views", best["before"], best["after"])]
+
+
+def inference_batch(rounds):
+    X, rows = training_rows(), []
+    for model in NETWORKS:
+        estimator = fitted_quietly(
+            NETWORKS[model]().set_params(max_iter=1, random_state=0, device=str(DEVICE)),
+            X[:BATCH])
+        sizes = {}
+        for values in (2**21, 2**22):
+            patched(skae._base, "_INFERENCE_VALUES", values, lambda values=values: sizes.update(
+                {values: estimator._inference_batch_size()}))()
+        transform = lambda estimator=estimator: estimator.transform(X)  # noqa: E731
+        best = interleaved({
+            "before": patched(skae._base, "_INFERENCE_VALUES", 2**21, transform),
+            "after": patched(skae._base, "_INFERENCE_VALUES", 2**22, transform),
+        }, rounds, calls=1)
+        rows.append(("inference batch", f"{model}, transform of 10,240 rows",
+                     f"{sizes[2**21]} rows a batch", f"{sizes[2**22]} rows a batch",
+                     best["before"], best["after"]))
+    return rows
+
+
 class HandWrittenStep:
     """The dense 784-32-784 training step of ``fitted_network("dense")``, without autograd."""
 
@@ -513,6 +572,8 @@ LEVERS = {
     "conv weights": conv_weights,
     "bfloat16": bfloat16,
     "code statistics": code_statistics,
+    "inference pooling": inference_pooling,
+    "inference batch": inference_batch,
     "hand-written step": hand_written_step,
     "threads": threads,
     "allocator": allocator,
