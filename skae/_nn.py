@@ -199,15 +199,19 @@ def _dense_stack(sizes, activation, last_activation):
     return layers
 
 
-def _conv_encoder(arch):
+def _conv_encoder(arch, last_activation):
+    """The conv stages; the last one ends in ``last_activation`` (the code's, when its
+    feature map is the code)."""
     channels = (arch.image_shape[2],) + tuple(arch.conv_filters)
     sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
     kernel = _kernel(arch.kernel_size, arch.image_shape[:2])
+    activations = [arch.activation] * (len(channels) - 2) + [last_activation]
     layers = [ImageView(arch.image_shape, to_image=True)]
-    # a non-decreasing activation commutes with max-pooling: pooling first activates 1/4
-    pool_first = arch.activation in _MONOTONE
-    for (c_in, c_out), hw in zip(zip(channels[:-1], channels[1:]), sizes):
-        stage = [ACTIVATIONS[arch.activation](), _pool(hw)]
+    for (c_in, c_out), hw, activation in zip(zip(channels[:-1], channels[1:]), sizes,
+                                             activations):
+        stage = [ACTIVATIONS[activation](), _pool(hw)]
+        # a non-decreasing activation commutes with max-pooling: pooling first activates 1/4
+        pool_first = activation in _MONOTONE
         layers += [nn.Conv2d(c_in, c_out, kernel, padding="same"),
                    *(reversed(stage) if pool_first else stage)]
     layers.append(nn.Flatten())
@@ -242,14 +246,15 @@ class Encoder(nn.Sequential):
     """Conv stack (optional), dense hidden layers, then the code layer."""
 
     def __init__(self, arch):
-        layers = _conv_encoder(arch) if arch.conv_filters else []
+        # without a code width, the last hidden layer or else the flattened feature map is
+        # the code: it takes the code's activation
+        feature_map_is_code = arch.code_width is None and not arch.hidden_layer_sizes
+        layers = _conv_encoder(arch, arch.code_activation if feature_map_is_code
+                               else arch.activation) if arch.conv_filters else []
         width = conv_output_size(arch.image_shape, arch.conv_filters) or arch.n_features
-        if arch.code_width is None:  # the flattened feature map is the code
-            sizes = (width,) + arch.hidden_layer_sizes
-            layers += _dense_stack(sizes, arch.activation, arch.activation)
-        else:
-            sizes = (width,) + arch.hidden_layer_sizes + (arch.code_width,)
-            layers += _dense_stack(sizes, arch.activation, arch.code_activation)
+        code = () if arch.code_width is None else (arch.code_width,)
+        sizes = (width,) + arch.hidden_layer_sizes + code
+        layers += _dense_stack(sizes, arch.activation, arch.code_activation)
         super().__init__(*layers)
 
     @property

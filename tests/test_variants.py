@@ -157,6 +157,22 @@ def test_conv_int_n_components_adds_a_dense_bottleneck():
     assert ae.encoder_.code_layer.in_features == 4 * 4 * 4
 
 
+@pytest.mark.parametrize("hidden", [(), (5,)])
+def test_conv_code_activation_applies_when_a_layer_without_n_components_is_the_code(hidden):
+    X = np.random.RandomState(0).rand(30, 64)
+    kw = dict(conv_filters=(4, 2), hidden_layer_sizes=hidden, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        relu = ConvAutoencoder(**kw).fit(X)
+        tanh = ConvAutoencoder(code_activation="tanh", **kw).fit(X)
+    assert relu.transform(X).min() >= 0
+    codes = tanh.transform(X)
+    assert codes.min() < 0 and np.abs(codes).max() < 1
+    kinds = [type(m).__name__ for m in tanh.encoder_]
+    # the code's layer only: the last conv stage, else the last hidden layer
+    assert kinds.count("Tanh") == 1 and kinds.count("ReLU") == 2 + len(hidden) - 1
+
+
 def test_conv_image_shape_must_match_n_features():
     with pytest.raises(ValueError, match="image_shape"):
         ConvAutoencoder(image_shape=(28, 28)).fit(np.random.rand(4, 100))
