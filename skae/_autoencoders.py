@@ -311,10 +311,13 @@ class DenoisingAutoencoder(BaseAutoencoder):
         self.warm_start = warm_start
         self.device = device
 
-    def _initialize(self, X):
+    def _check_training(self, X, early_stopping):
         if self.noise != "gaussian" and self.noise_level > 1:
             raise ValueError(f"noise_level is a fraction of inputs for noise={self.noise!r} "
                              f"and must be at most 1, got {self.noise_level}.")
+        super()._check_training(X, early_stopping)
+
+    def _initialize(self, X):
         super()._initialize(X)
         low, high = (_dense(v).ravel() for v in (X.min(axis=0), X.max(axis=0)))
         self._clip = bool(low.min() >= 0 and high.max() <= 1)  # X in [0, 1]
@@ -588,8 +591,8 @@ class ContractiveAutoencoder(BaseAutoencoder):
         self.warm_start = warm_start
         self.device = device
 
-    def _initialize(self, X):
-        super()._initialize(X)
+    def _check_training(self, X, early_stopping):
+        super()._check_training(X, early_stopping)
         arch = self._architecture
         closed_form = (not arch.hidden_layer_sizes and not arch.conv_filters
                        and arch.code_activation == "logistic")

@@ -118,6 +118,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 self._follow_device()
             else:
                 self._initialize(X)
+            self._check_training(X, early_stopping=self.early_stopping)
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
             warnings.warn(
@@ -153,6 +154,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 self._initialize(X)
             else:
                 self._follow_device()
+            self._check_training(X, early_stopping=False)
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -296,8 +298,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @property
     def best_loss_(self):
-        """Lowest training loss reached (``None`` with early stopping, as ``MLPRegressor``)."""
-        return None if self.early_stopping else self._state.best_loss
+        """Lowest training loss reached (``None`` for a model trained with early stopping)."""
+        return None if self._state.validation_scores else self._state.best_loss
 
     @property
     def best_validation_score_(self):
@@ -389,6 +391,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
         self._optimizer_state = None
         self._state = TrainingState()
+
+    def _check_training(self, X, early_stopping):
+        """Check, before any weight changes, what training ``X`` with the current
+        parameters needs: on every :meth:`fit` and :meth:`partial_fit`, so a parameter set
+        after a first fit is checked when training goes on. Variants extend it."""
+        if early_stopping:
+            _validation_size(X.shape[0], self.validation_fraction)
 
     def _follow_device(self):
         """Move a fitted model's networks once ``device`` names another device.
@@ -763,13 +772,19 @@ def _resolve_device(device):
 
 def _validation_split(n_samples, fraction, seed):
     """Sorted ``(train, validation)`` indices: the same split on every call with a seed."""
+    n_val = _validation_size(n_samples, fraction)
+    order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed)).numpy()
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _validation_size(n_samples, fraction):
+    """Rows held out for validation: at least one, leaving at least one to train on."""
     n_val = math.ceil(fraction * n_samples)
     if n_val < 1 or n_samples - n_val < 1:
         raise ValueError(
             f"early_stopping needs at least one training and one validation sample; with "
             f"{n_samples} samples and validation_fraction={fraction} there are not enough.")
-    order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed)).numpy()
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
+    return n_val
 
 
 def _tree_to_numpy(tree):

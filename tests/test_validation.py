@@ -388,7 +388,11 @@ def test_float32_memmap_input_fits_like_the_in_memory_array(tmp_path, unit_data)
     (lambda: Autoencoder(3, image_shape=(5, 5)), lambda X: X),
     (lambda: __import__("skae").ContractiveAutoencoder(3, hidden_layer_sizes=(4,),
                                                        jacobian="closed_form"), lambda X: X),
-], ids=["device", "bce-domain", "image_shape", "contractive-closed-form"])
+    (lambda: Autoencoder(3, early_stopping=True), lambda X: X[:1]),
+    (lambda: __import__("skae").DenoisingAutoencoder(3, noise="masking", noise_level=2.0),
+     lambda X: X),
+], ids=["device", "bce-domain", "image_shape", "contractive-closed-form", "early-stopping",
+        "masking-fraction"])
 def test_a_failed_first_fit_leaves_the_estimator_unfitted(unit_data, make, X_of):
     ae = make().set_params(max_iter=1, random_state=0)
     with pytest.raises(ValueError):
@@ -400,15 +404,45 @@ def test_a_failed_first_fit_leaves_the_estimator_unfitted(unit_data, make, X_of)
 @pytest.mark.parametrize("bad_params, X_of", [
     (dict(loss="bce"), lambda X: X),               # tabular data are outside [0, 1]
     (dict(device="tpu"), lambda X: X[:, :4]),
+    (dict(early_stopping=True), lambda X: X[:1, :4]),
 ])
 def test_a_failed_refit_leaves_the_previous_model_intact(tabular_data, bad_params, X_of):
     ae = Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data)
     before = ae.inverse_transform(ae.transform(tabular_data))
+    draws = ae.sample(5, random_state=0)
     with pytest.raises(ValueError):
         ae.set_params(**bad_params).fit(X_of(tabular_data))
-    assert ae.loss_ == "mse" and ae.n_features_in_ == 10
+    assert ae.loss_ == "mse" and ae.n_features_in_ == 10 and ae.n_iter_ == 1
     ae.set_params(loss="auto", device="cpu")  # the fitted model follows ``device`` on use
     np.testing.assert_array_equal(ae.inverse_transform(ae.transform(tabular_data)), before)
+    np.testing.assert_array_equal(ae.sample(5, random_state=0), draws)
+
+
+@pytest.mark.parametrize("method", ["partial_fit", "fit"])
+def test_training_parameters_set_after_a_fit_are_checked_when_training_goes_on(unit_data,
+                                                                              method):
+    from skae import ContractiveAutoencoder, DenoisingAutoencoder
+
+    denoiser = DenoisingAutoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    weights = [p.clone() for p in denoiser.encoder_.parameters()]
+    denoiser.set_params(noise="masking", noise_level=5.0, warm_start=True)
+    with pytest.raises(ValueError, match="must be at most 1, got 5.0"):
+        getattr(denoiser, method)(unit_data)
+    assert denoiser.n_iter_ == 1
+    assert all(torch.equal(a, b) for a, b in zip(weights, denoiser.encoder_.parameters()))
+    deep = ContractiveAutoencoder(3, hidden_layer_sizes=(4,), max_iter=1, random_state=0)
+    deep.fit(unit_data).set_params(jacobian="closed_form", warm_start=True)
+    with pytest.raises(ValueError, match="closed_form"):
+        getattr(deep, method)(unit_data)
+    getattr(deep.set_params(jacobian="projection"), method)(unit_data)
+    assert deep.jacobian_ == "projection" and deep.n_iter_ == 2
+
+
+def test_best_loss_says_how_the_model_was_trained_not_the_current_parameter(unit_data):
+    ae = Autoencoder(3, max_iter=2, early_stopping=True, random_state=0).fit(unit_data)
+    assert ae.best_loss_ is None and ae.set_params(early_stopping=False).best_loss_ is None
+    plain = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    assert plain.set_params(early_stopping=True).best_loss_ == min(plain.loss_curve_)
 
 
 def test_a_fitted_model_follows_a_bad_device_with_a_clear_error(unit_data):
