@@ -806,6 +806,10 @@ class VariationalAutoencoder(BaseAutoencoder):
         nll = self._log_density_shift(self._nll(decoder(z), self._target(x, x_net)))
         return -(nll + _losses.gaussian_kl(mean, log_var))
 
+    def _score_scale(self):
+        # log-densities: the data's units shift them by a constant (see _log_density_shift)
+        return 1.0
+
     def _log_density_shift(self, nll):
         """A Gaussian decoder's density is of the standardised data: convert to data units."""
         if self.loss_ == "bce":

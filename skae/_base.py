@@ -334,7 +334,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         x_net = self._scaler(x, "normalize")
         output = decoder(self._code(encoder(x_net)))
         error = reconstruction(output, self._target(x, x_net), self.loss_)
-        return -error if self.loss_ == "bce" else -error * self._x_scale**2
+        return -error * self._score_scale()
+
+    def _score_scale(self):
+        """Units of :meth:`score` per unit of the training loss's reconstruction term.
+
+        The squared error trains on standardised data and is scored in the data's units:
+        the squared global scale. The early-stopping ``tol`` is multiplied by it, so it
+        means what it means for the training loss, whatever the units of ``X``.
+        """
+        return 1.0 if self.loss_ == "bce" else self._x_scale**2
 
     def _draw_codes(self, n_samples, rng):
         """Codes to decode in :meth:`sample`."""
@@ -470,7 +479,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             shuffle=self.shuffle, generator=generator, seed=self._seed, verbose=self.verbose,
             graphs=self._replayable_steps(), **extra)
         reason = trainer.fit(
-            source, indices, self._state, epochs, tol=self.tol,
+            source, indices, self._state, epochs,
+            tol=self.tol * (self._score_scale() if early_stopping else 1.0),
             n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
             validation_score=validation_score)
         networks.eval()

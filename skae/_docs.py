@@ -59,7 +59,10 @@ _TRAINING_PARAMS = """\
 
     tol : float, default=1e-4
         Minimum improvement of the training loss (or of the validation score with early
-        stopping) that resets the ``n_iter_no_change`` count.
+        stopping) that resets the ``n_iter_no_change`` count. It is in the training loss's
+        units, which do not depend on the scale of ``X`` (see ``loss_curve_``); a squared-
+        error validation score, in the data's units, is compared against ``tol`` times the
+        squared global scale.
 
     n_iter_no_change : int, default=10
         Stop when more than this many epochs in a row improve by less than ``tol``.
@@ -122,13 +125,16 @@ _ATTRIBUTES = """\
         Number of epochs trained.
 
     loss_curve_ : list of float
-        Training loss (sum of the loss terms) per epoch.
+        Training loss (sum of the loss terms, averaged over samples) per epoch. With
+        ``loss_="mse"`` its squared error is divided by the square of the data's global
+        scale (see ``loss``), so the loss, ``tol`` and the penalty weights mean the same at
+        any scale of ``X``; :meth:`score` is in the data's units.
 
     loss_terms_ : dict of str to list of float
         Each named loss term per epoch.
 
     best_loss_ : float or None
-        Lowest training loss (``None`` with early stopping).
+        Lowest training loss (``None`` for a model trained with early stopping).
 
     validation_scores_ : list of float or None
         :meth:`score` on the validation split per epoch, with early stopping.

@@ -197,6 +197,27 @@ def test_early_stopping_restores_the_best_weights(unit_data):
     assert ae.score(unit_data[val]) == pytest.approx(ae.best_validation_score_, rel=1e-5)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: Autoencoder(3),
+    lambda: __import__("skae").VariationalAutoencoder(2, hidden_layer_sizes=(8,)),
+], ids=["squared-error", "vae"])
+def test_early_stopping_decides_alike_at_any_scale_of_x(tabular_data, make):
+    runs = {}
+    for factor in (1e-3, 1.0, 1e3):
+        ae = make().set_params(max_iter=80, early_stopping=True, n_iter_no_change=2,
+                               tol=0.1, learning_rate_init=1e-2, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            runs[factor] = ae.fit(tabular_data * factor)
+    n_iter = {factor: ae.n_iter_ for factor, ae in runs.items()}
+    assert len(set(n_iter.values())) == 1 and n_iter[1.0] < 80, n_iter
+    gains = np.diff(runs[1.0].validation_scores_)
+    if runs[1.0].loss_ == "mse" and not hasattr(runs[1.0], "log_likelihood"):
+        for factor, ae in runs.items():  # scores in the data's units, gains scaled alike
+            np.testing.assert_allclose(np.diff(ae.validation_scores_), gains * factor**2,
+                                       rtol=1e-2, atol=1e-6 * np.abs(gains).max() * factor**2)
+
+
 def test_divergence_stops_with_a_warning_and_finite_weights(tabular_data):
     ae = Autoencoder(3, solver="sgd", learning_rate_init=1e4, max_iter=20, random_state=0)
     with pytest.warns(RuntimeWarning, match="diverged"):
