@@ -391,6 +391,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if self.loss != "auto":  # "auto" resolved to BCE only for data in [0, 1]
             self._check_loss_domain(X)
         self._x_mean, self._x_scale = _scaling_stats(X)
+        _check_float32_training(X, self._x_mean, self._x_scale)
         self._scaling_cache = {}
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1])
@@ -729,6 +730,12 @@ def _in_unit_interval(X):
     """Whether every value of validated ``X`` lies in [0, 1] (False with a NaN)."""
     if X.shape[0] == 0:
         return True
+    low, high = _extremes(X)
+    return bool(low >= 0 and high <= 1)
+
+
+def _extremes(X):
+    """The smallest and the largest value of validated, non-empty ``X``, as floats."""
     if isinstance(X, np.ndarray) and not X.flags.c_contiguous and X.flags.f_contiguous:
         X = X.T  # C-ordered: torch reads an F-ordered tensor 14x slower
     if isinstance(X, np.ndarray) and X.flags.c_contiguous and shares_with_torch(X):
@@ -736,7 +743,7 @@ def _in_unit_interval(X):
         low, high = torch.aminmax(torch.from_numpy(X))
     else:
         low, high = X.min(), X.max()
-    return bool(low >= 0 and high <= 1)
+    return float(low), float(high)
 
 
 def _scaling_stats(X):
@@ -745,13 +752,51 @@ def _scaling_stats(X):
     if isinstance(X, ChunkedArray):  # moments gathered while validating, chunk by chunk
         var = X.squared_deviations / X.shape[0]
     elif hasattr(X, "toarray"):
-        var = float(np.asarray(X.multiply(X).mean(axis=0, dtype=np.float64)).sum()
-                    - np.square(mean).sum())
+        var = _sparse_squared_deviations(X, mean) / X.shape[0]
     else:
         var = sum(float(np.square(X[i:i + INFERENCE_BATCH] - mean).sum())
                   for i in range(0, X.shape[0], INFERENCE_BATCH)) / X.shape[0]
     scale = math.sqrt(max(var, 0.0) / X.shape[1])
-    return mean, (scale if scale > 1e-12 * (1 + np.abs(mean).max()) else 1.0)
+    # constant data, up to the rounding of its mean: any scale will do
+    return mean, (scale if scale > 1e-12 * np.abs(mean).max() and scale > 0 else 1.0)
+
+
+def _sparse_squared_deviations(X, mean):
+    """Sum of ``(x - mean)**2`` over all entries of a CSR matrix, stored or not.
+
+    Taken about the mean (rather than ``E[x**2] - mean**2``, which cancels catastrophically
+    when the mean is large against the spread), as for dense ``X``.
+    """
+    if not X.has_canonical_format:  # duplicate entries add up: sum them, in a copy
+        X = X.copy()
+        X.sum_duplicates()
+    deviations = X.data - mean[X.indices]
+    implicit = X.shape[0] - np.bincount(X.indices, minlength=X.shape[1])
+    return float(np.dot(deviations, deviations) + implicit @ np.square(mean))
+
+
+def _check_float32_training(X, mean, scale):
+    """Refuse float64 ``X`` beyond float32's range, and warn where float32 rounds it coarsely.
+
+    Training reads ``X`` in float32: a feature far from zero against its spread (a
+    timestamp, an offset) keeps only its leading digits. Inference keeps X's dtype.
+    """
+    if X.dtype != np.float64 or X.shape[0] == 0:
+        return
+    low, high = _extremes(X)
+    largest = max(abs(low), abs(high))
+    if largest > float(np.finfo(np.float32).max):
+        raise ValueError(
+            f"X has values of magnitude up to {largest:.3g}, beyond the float32 range "
+            f"(about 3.4e38) in which skae trains; rescale X (e.g. with StandardScaler).")
+    offset = float(np.abs(mean).max()) / scale  # in units of the spread
+    rounding = offset * np.finfo(np.float32).eps
+    if rounding > 1e-2:
+        warnings.warn(
+            f"X has a feature whose mean is {offset:.3g} times the data's spread: in float32, "
+            f"in which skae trains, its values are rounded by up to {100 * rounding:.2g}% of "
+            "the spread. Center X first (e.g. with StandardScaler) for a faithful fit.",
+            UserWarning, stacklevel=5)
 
 
 def _positive_int_tuple(value, name):

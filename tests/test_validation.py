@@ -2,12 +2,14 @@
 traceback or a silent NaN; the caller's arrays are never modified."""
 
 import re
+import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skae import Autoencoder
@@ -294,6 +296,56 @@ def test_early_stopping_with_too_few_samples_is_refused(unit_data, n_samples, fr
 def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
     ae = Autoencoder(3, early_stopping=True, random_state=0).partial_fit(unit_data[:1])
     assert ae.n_iter_ == 1 and ae.validation_scores_ is None
+
+
+def test_float64_data_beyond_the_float32_range_is_refused(tabular_data):
+    ae = Autoencoder(3, max_iter=1)
+    with pytest.raises(ValueError, match=r"magnitude up to .*e\+40, beyond the float32 range"):
+        ae.fit(tabular_data * 1e38)
+    with pytest.raises(NotFittedError):
+        ae.transform(tabular_data)
+
+
+def test_float64_data_far_from_zero_against_its_spread_warns(tabular_data):
+    offset = np.zeros(10)
+    offset[3] = 1e8
+    with pytest.warns(UserWarning, match=r"mean is .* times the data's spread.*Center X"):
+        Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data + offset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # 50 +- 10, or float32 data: no warning
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data)
+        Autoencoder(3, max_iter=1, random_state=0).fit((tabular_data + offset).astype("f4"))
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e6])
+def test_sparse_and_dense_data_get_the_same_scaling(unit_data, offset):
+    from skae._base import _scaling_stats
+
+    X = unit_data.astype(np.float64) + offset
+    dense_mean, dense_scale = _scaling_stats(X)
+    for matrix in (sp.csr_matrix(X), sp.csr_matrix(np.where(unit_data > 0.5, X, 0.0))):
+        # each stored value as two halves at the same place: a CSR matrix not canonical
+        duplicated = sp.csr_matrix((np.repeat(matrix.data / 2, 2), np.repeat(matrix.indices, 2),
+                                    2 * matrix.indptr), shape=matrix.shape)
+        assert not duplicated.has_canonical_format
+        expected = _scaling_stats(matrix.toarray())
+        for candidate in (matrix, duplicated):
+            mean, scale = _scaling_stats(candidate)
+            np.testing.assert_allclose(mean, expected[0], rtol=1e-12)
+            assert scale == pytest.approx(expected[1], rel=1e-9)
+    assert _scaling_stats(sp.csr_matrix(X))[1] == pytest.approx(dense_scale, rel=1e-9)
+
+
+def test_data_of_tiny_spread_is_scaled_like_any_other(tabular_data):
+    X = tabular_data - tabular_data.mean(axis=0)
+    kw = dict(max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tiny = Autoencoder(3, **kw).fit(X * 1e-15)
+        plain = Autoencoder(3, **kw).fit(X)
+    np.testing.assert_allclose(tiny.transform(X * 1e-15), plain.transform(X), rtol=1e-4,
+                               atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------- not fitted
