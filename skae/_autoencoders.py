@@ -725,7 +725,8 @@ class VariationalAutoencoder(BaseAutoencoder):
 
         ``log mean_k p(x | z_k) p(z_k) / q(z_k | x)`` over ``n_samples`` draws
         ``z_k ~ q(z | x)`` (Burda et al., 2016): a lower bound on the log-likelihood that
-        tightens as ``n_samples`` grows; with one sample it is the ELBO.
+        tightens as ``n_samples`` grows; with one sample it is a one-draw estimate of the
+        ELBO (unbiased, with other draws than :meth:`score_samples`).
 
         Parameters
         ----------

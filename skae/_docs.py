@@ -39,7 +39,11 @@ _NETWORK_PARAMS = """\
 
 _TRAINING_PARAMS = """\
     solver : {{"adam", "adamw", "sgd", "rmsprop", "adadelta"}}, default="adam"
-        Optimizer (``"sgd"`` uses Nesterov momentum 0.9).
+        Optimizer, torch's with its defaults but the learning rate. ``"sgd"`` uses Nesterov
+        momentum 0.9; ``"adamw"`` decays all parameters, biases included, by its decoupled
+        weight decay of 0.01, on top of ``alpha``; ``"adadelta"`` multiplies its steps by
+        the learning rate and needs about ``learning_rate_init=1.0`` (torch's default for
+        it), not the default here.
 
     alpha : float, default=0.0
         Strength of the L2 penalty on the weights (not the biases): the loss term

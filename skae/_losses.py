@@ -39,9 +39,12 @@ def gaussian_kl(mean, log_var):
 def kl_sparsity(activations, target, eps=1e-6):
     """Sum over units j of KL(target || rho_hat_j), rho_hat_j the batch mean of unit j.
 
-    ``activations`` must lie in [0, 1] (a sigmoid code); means are clamped away from 0 and 1.
+    ``activations`` must lie in [0, 1] (a sigmoid code). Means are clamped away from 0 and
+    1 for the value only: the gradient passes the clamp unchanged, so a unit whose mean is
+    stuck at 0 or 1 is still pushed back towards the target (a plain clamp stops it).
     """
-    rho_hat = activations.mean(dim=0).clamp(eps, 1.0 - eps)
+    mean = activations.mean(dim=0)
+    rho_hat = mean + (mean.clamp(eps, 1.0 - eps) - mean).detach()
     rho = target
     return (rho * torch.log(rho / rho_hat) + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
 

@@ -34,6 +34,16 @@ def test_kl_sparsity_is_zero_at_the_target_and_finite_at_the_edges():
     assert math.isfinite(float(_losses.kl_sparsity(saturated, 0.05)))
 
 
+def test_kl_sparsity_pushes_a_unit_stuck_at_zero_or_one_back_towards_the_target():
+    h = torch.tensor([[1e-9, 1.0, 0.2]] * 4, dtype=torch.float64, requires_grad=True)
+    _losses.kl_sparsity(h, 0.05).backward()
+    grad = h.grad[0]
+    assert grad[0] < -1e3 and grad[1] > 1e3  # gradient descent raises the first, lowers the second
+    # the clamp's value: the gradient at eps, d/dm of rho log(rho/m) + ... at m = eps, per row
+    eps, rho = 1e-6, 0.05
+    assert float(grad[0]) == pytest.approx((-rho / eps + (1 - rho) / (1 - eps)) / 4, rel=1e-9)
+
+
 def test_l1_activity_matches_numpy():
     h = _rng_tensor(20, 5)
     np.testing.assert_allclose(_losses.l1_activity(h).numpy(), np.abs(h.numpy()).sum(axis=1))
