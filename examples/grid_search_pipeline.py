@@ -18,9 +18,9 @@ n_components) for each search, and draws both as grouped bars to a PNG.
 
 Usage::
 
-    python examples/grid_search_pipeline.py                 # digits, offline: ~1 min on 2 idle cores
+    python examples/grid_search_pipeline.py         # digits, offline: ~1 min on 2 idle cores
     python examples/grid_search_pipeline.py --dataset mnist --n-samples 5000
-    python examples/grid_search_pipeline.py --quick         # a smoke run: 2 epochs, 300 samples
+    python examples/grid_search_pipeline.py --quick  # a smoke run: 2 epochs, 300 samples
 """
 
 from __future__ import annotations

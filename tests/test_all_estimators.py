@@ -59,7 +59,8 @@ def test_pickle_and_save_load_round_trips(name, X, tmp_path):
     for restored in (pickle.loads(pickle.dumps(est)), _save_load(est, tmp_path)):
         np.testing.assert_array_equal(restored.transform(X), est.transform(X))
         np.testing.assert_array_equal(restored.score_samples(X), est.score_samples(X))
-        np.testing.assert_array_equal(restored.sample(4, random_state=1), est.sample(4, random_state=1))
+        np.testing.assert_array_equal(restored.sample(4, random_state=1),
+                                      est.sample(4, random_state=1))
         assert restored.get_params() == est.get_params()
 
 

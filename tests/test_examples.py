@@ -15,13 +15,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 EXAMPLES = [
     ("grid_search_pipeline.py", ["--quick", "--out", "{tmp}/x.png"], ["x.png"]),
-    ("plot_reconstructions.py", ["--quick", "--out", "{tmp}/reconstructions.png"], ["reconstructions.png"]),
-    ("plot_convolutional.py", ["--quick", "--out", "{tmp}/convolutional.png"], ["convolutional.png"]),
+    ("plot_reconstructions.py", ["--quick", "--out", "{tmp}/reconstructions.png"],
+     ["reconstructions.png"]),
+    ("plot_convolutional.py", ["--quick", "--out", "{tmp}/convolutional.png"],
+     ["convolutional.png"]),
     ("plot_denoising.py", ["--quick", "--out", "{tmp}/denoising.png"], ["denoising.png"]),
-    ("plot_sparse_filters.py", ["--quick", "--out", "{tmp}/sparse_filters.png"], ["sparse_filters.png"]),
+    ("plot_sparse_filters.py", ["--quick", "--out", "{tmp}/sparse_filters.png"],
+     ["sparse_filters.png"]),
     ("plot_contractive.py", ["--quick", "--out", "{tmp}/contractive.png"], ["contractive.png"]),
     ("plot_vae_manifold.py", ["--quick", "--out", "{tmp}/vae_manifold.png"], ["vae_manifold.png"]),
-    ("plot_novelty_detection.py", ["--quick", "--out", "{tmp}/novelty_detection.png"], ["novelty_detection.png"]),
+    ("plot_novelty_detection.py", ["--quick", "--out", "{tmp}/novelty_detection.png"],
+     ["novelty_detection.png"]),
 ]
 
 

@@ -23,7 +23,8 @@ def test_kl_sparsity_matches_numpy_with_one_mean_per_unit():
     expected = np.sum(rho * np.log(rho / rho_hat) + (1 - rho) * np.log((1 - rho) / (1 - rho_hat)))
     assert float(_losses.kl_sparsity(h, rho)) == pytest.approx(expected, rel=1e-12)
     # not the chapter's log(1 - rho - rho_hat) nor its single scalar mean over all units
-    wrong = np.sum(rho * np.log(rho / h.numpy().mean()) + (1 - rho) * np.log(1 - rho - h.numpy().mean()))
+    scalar = h.numpy().mean()
+    wrong = np.sum(rho * np.log(rho / scalar) + (1 - rho) * np.log(1 - rho - scalar))
     assert abs(expected - wrong) > 1e-3
 
 
@@ -68,7 +69,8 @@ def test_contractive_closed_form_equals_the_autograd_jacobian_norm():
     weight, bias, encode = _sigmoid_layer()
     x = _rng_tensor(10, 8, seed=1)
     closed = _losses.contractive_closed_form(encode(x), weight)
-    np.testing.assert_allclose(closed.detach().numpy(), _autograd_jacobian_norms(encode, x), rtol=1e-10)
+    np.testing.assert_allclose(closed.detach().numpy(), _autograd_jacobian_norms(encode, x),
+                               rtol=1e-10)
     # the live weights get gradients (the chapter copied them into a constant)
     closed.sum().backward()
     assert weight.grad is not None and float(weight.grad.abs().sum()) > 0
@@ -125,7 +127,8 @@ def test_reconstruction_terms_match_numpy():
     p = 1 / (1 + np.exp(-logits.numpy()))
     t = target.numpy()
     bce = -(t * np.log(p) + (1 - t) * np.log(1 - p)).sum(axis=1)
-    np.testing.assert_allclose(_losses.reconstruction(logits, target, "bce").numpy(), bce, rtol=1e-10)
+    np.testing.assert_allclose(_losses.reconstruction(logits, target, "bce").numpy(), bce,
+                               rtol=1e-10)
     np.testing.assert_allclose(_losses.reconstruction(logits, target, "mse").numpy(),
                                ((logits.numpy() - t) ** 2).sum(axis=1), rtol=1e-12)
     nll = -stats.norm.logpdf(t, logits.numpy(), 1.0).sum(axis=1)
