@@ -391,7 +391,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if self.loss != "auto":  # "auto" resolved to BCE only for data in [0, 1]
             self._check_loss_domain(X)
         self._x_mean, self._x_scale = _scaling_stats(X)
-        _check_float32_training(X, self._x_mean, self._x_scale)
         self._scaling_cache = {}
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1])
@@ -408,6 +407,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         after a first fit is checked when training goes on. Variants extend it."""
         if early_stopping:
             _validation_size(X.shape[0], self.validation_fraction)
+        _check_float32_training(X, self._x_scale)
 
     def _follow_device(self):
         """Move a fitted model's networks once ``device`` names another device.
@@ -775,11 +775,11 @@ def _sparse_squared_deviations(X, mean):
     return float(np.dot(deviations, deviations) + implicit @ np.square(mean))
 
 
-def _check_float32_training(X, mean, scale):
+def _check_float32_training(X, scale):
     """Refuse float64 ``X`` beyond float32's range, and warn where float32 rounds it coarsely.
 
-    Training reads ``X`` in float32: a feature far from zero against its spread (a
-    timestamp, an offset) keeps only its leading digits. Inference keeps X's dtype.
+    Training reads ``X`` in float32: values far from zero against the spread ``scale`` (a
+    timestamp, an offset) keep only their leading digits. Inference keeps X's dtype.
     """
     if X.dtype != np.float64 or X.shape[0] == 0:
         return
@@ -789,13 +789,12 @@ def _check_float32_training(X, mean, scale):
         raise ValueError(
             f"X has values of magnitude up to {largest:.3g}, beyond the float32 range "
             f"(about 3.4e38) in which skae trains; rescale X (e.g. with StandardScaler).")
-    offset = float(np.abs(mean).max()) / scale  # in units of the spread
-    rounding = offset * np.finfo(np.float32).eps
+    rounding = largest * np.finfo(np.float32).eps / 2 / scale  # in units of the spread
     if rounding > 1e-2:
         warnings.warn(
-            f"X has a feature whose mean is {offset:.3g} times the data's spread: in float32, "
-            f"in which skae trains, its values are rounded by up to {100 * rounding:.2g}% of "
-            "the spread. Center X first (e.g. with StandardScaler) for a faithful fit.",
+            f"X has values up to {largest / scale:.3g} times the data's spread from zero: in "
+            f"float32, in which skae trains, they are rounded by up to {100 * rounding:.2g}% "
+            "of the spread. Center X first (e.g. with StandardScaler) for a faithful fit.",
             UserWarning, stacklevel=5)
 
 

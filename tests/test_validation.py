@@ -299,18 +299,30 @@ def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
 
 
 def test_float64_data_beyond_the_float32_range_is_refused(tabular_data):
-    ae = Autoencoder(3, max_iter=1)
+    ae = Autoencoder(3, max_iter=1, random_state=0)
     with pytest.raises(ValueError, match=r"magnitude up to .*e\+40, beyond the float32 range"):
         ae.fit(tabular_data * 1e38)
     with pytest.raises(NotFittedError):
         ae.transform(tabular_data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(tabular_data)
+    before = ae.transform(tabular_data)
+    for train in (ae.partial_fit, ae.set_params(warm_start=True).fit):  # and training on
+        with pytest.raises(ValueError, match="beyond the float32 range"):
+            train(tabular_data * 1e38)
+    assert ae.n_iter_ == 1
+    np.testing.assert_array_equal(ae.transform(tabular_data), before)
 
 
 def test_float64_data_far_from_zero_against_its_spread_warns(tabular_data):
     offset = np.zeros(10)
     offset[3] = 1e8
-    with pytest.warns(UserWarning, match=r"mean is .* times the data's spread.*Center X"):
+    with pytest.warns(UserWarning, match=r"up to .* times the data's spread.*Center X"):
         Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data + offset)
+    fitted = Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data)
+    with pytest.warns(UserWarning, match="Center X"):
+        fitted.partial_fit(tabular_data + offset)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # 50 +- 10, or float32 data: no warning
         warnings.simplefilter("ignore", ConvergenceWarning)
