@@ -19,6 +19,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from . import _losses
 from ._base import BaseAutoencoder, _check_n_samples
 from ._docs import compose
+from ._training import draw
 
 __all__ = [
     "Autoencoder",
@@ -616,7 +617,8 @@ class ContractiveAutoencoder(BaseAutoencoder):
         elif self.jacobian_ == "exact":
             penalty = _losses.jacobian_frobenius(self.encoder_, net_input)
         else:
-            penalty = _losses.jacobian_frobenius_projection(self.encoder_, net_input, generator)
+            penalty = _losses.jacobian_frobenius_projection(
+                self.encoder_, net_input, lambda code: _randn_like(code, generator))
         return {"contraction": self.contraction_weight * penalty.mean()}
 
 
@@ -829,9 +831,10 @@ def _dense(array):
 
 
 def _rand_like(x, generator):
-    """Uniform draws shaped like ``x`` from a CPU generator (same draws on every device)."""
-    return torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    """Uniform draws shaped like ``x`` from a CPU generator (see ``_training.draw``)."""
+    return draw(torch.rand, x, generator)
 
 
 def _randn_like(x, generator):
-    return torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    """Standard normal draws shaped like ``x`` from a CPU generator."""
+    return draw(torch.randn, x, generator)

@@ -75,17 +75,17 @@ def jacobian_frobenius(encode, x, create_graph=True):
     return total
 
 
-def jacobian_frobenius_projection(encode, x, generator, n_projections=1, create_graph=True):
+def jacobian_frobenius_projection(encode, x, randn_like, n_projections=1, create_graph=True):
     """Per-sample unbiased estimate of ||J||_F^2 by random projections.
 
     For v ~ N(0, I) over the code, E ||v^T J||^2 = ||J||_F^2: one backward pass per
-    projection instead of one per code unit.
+    projection instead of one per code unit. ``randn_like(code)`` draws each ``v``.
     """
     x = x.detach().requires_grad_(True)
     code = encode(x)
     total = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
     for _ in range(n_projections):
-        v = torch.randn(code.shape, generator=generator, dtype=code.dtype).to(code.device)
+        v = randn_like(code)
         (grad,) = torch.autograd.grad(code, x, grad_outputs=v, create_graph=create_graph,
                                       retain_graph=True)
         total = total + grad.flatten(1).square().sum(dim=1)

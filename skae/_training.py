@@ -474,20 +474,27 @@ class DataParallelTrainer(Trainer):
             raise ValueError(
                 "data-parallel training needs the same X in every process; the processes "
                 f"have (samples, training samples) = {sizes}.")
+        if min(self.batch_size, len(indices)) < self.world_size:  # alike in every process
+            raise ValueError(
+                "data-parallel training needs at least as many samples in the first batch as "
+                f"processes ({self.world_size}); it has {min(self.batch_size, len(indices))}.")
         return super().fit(source, indices, state, max_epochs, **kwargs)
 
     def weighted_step(self, source, batch_idx):
-        own = np.array_split(batch_idx, self.world_size)[self.rank]
+        slices = np.array_split(batch_idx, self.world_size)
+        own = slices[self.rank]
+        start = sum(len(rows) for rows in slices[:self.rank])
         self.optimizer.zero_grad(set_to_none=True)
         if len(own):
-            terms = self.objective(source.take(own))
+            token = _BATCH_ROWS.set((len(batch_idx), start, start + len(own)))
+            try:
+                terms = self.objective(source.take(own))
+            finally:
+                _BATCH_ROWS.reset(token)
             terms = {"loss": sum(terms.values()), **terms}
             (terms["loss"] * (len(own) / len(batch_idx))).backward()
             self._term_names = list(terms)
-        elif self._term_names is None:
-            raise ValueError("data-parallel training needs at least as many samples in the "
-                             f"first batch as processes ({self.world_size}).")
-        else:
+        else:  # a last batch with fewer rows than processes (the first one has enough)
             terms = dict.fromkeys(self._term_names, torch.zeros((), device=self._device))
         self._all_reduce_gradients()
         self.optimizer.step()
@@ -518,6 +525,25 @@ class ProcessGroup:
 
 
 _DATA_PARALLEL = contextvars.ContextVar("skae_data_parallel", default=None)
+# (rows of the batch, first and end row of this process's slice) in a data-parallel step
+_BATCH_ROWS = contextvars.ContextVar("skae_batch_rows", default=None)
+
+
+def draw(sampler, like, generator):
+    """``sampler`` (``torch.rand`` or ``torch.randn``) values shaped like ``like``, drawn
+    from the CPU ``generator`` (the same draws on every device) and moved to its device.
+
+    In a data-parallel step, where ``like`` holds this process's slice of the batch, the
+    values are drawn for the whole batch and the slice's rows kept: each process uses the
+    draws one process would give those rows, not a copy of another slice's.
+    """
+    rows, shape = _BATCH_ROWS.get(), tuple(like.shape)
+    if rows is not None and shape and shape[0] == rows[2] - rows[1]:
+        values = sampler((rows[0],) + shape[1:], generator=generator, dtype=like.dtype)
+        values = values[rows[1]:rows[2]]
+    else:
+        values = sampler(shape, generator=generator, dtype=like.dtype)
+    return values.to(like.device)
 
 
 def data_parallel_group():

@@ -8,6 +8,7 @@ checksums, and downloads them from a list of mirrors when they are missing.
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import tempfile
 import urllib.error
@@ -345,7 +346,7 @@ def _parse_idx(raw, *, expected_magic, name="<idx>"):
     shape = tuple(
         int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=header_start)
     )
-    expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+    expected_size = header_size + math.prod(shape)  # exact: no int64 overflow
     if len(raw) != expected_size:
         problem = "truncated" if len(raw) < expected_size else "oversized"
         raise ValueError(

@@ -378,6 +378,13 @@ def test_parse_idx_truncated(cut):
         datasets._parse_idx(raw, expected_magic=2051, name="foo.idx")
 
 
+def test_parse_idx_huge_dimensions_report_their_exact_size():
+    raw = struct.pack(">I", 2051) + b"\xff" * 12  # three dimensions of 2**32 - 1
+    expected = 16 + (2**32 - 1) ** 3
+    with pytest.raises(ValueError, match=f"truncated IDX file: 16 bytes, expected {expected} "):
+        datasets._parse_idx(raw, expected_magic=2051)
+
+
 def test_parse_idx_trailing_bytes():
     raw = _idx_bytes(2049, (2,), [1, 2, 3])
     with pytest.raises(ValueError, match=r"foo\.idx.*oversized"):

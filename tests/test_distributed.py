@@ -12,7 +12,14 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from skae import Autoencoder, ConvAutoencoder, SparseAutoencoder
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
 from skae.distributed import data_parallel
 
 # (estimator, params) pairs trained in each process; random_state=None checks the seed sharing
@@ -23,6 +30,13 @@ CONFIGS = [
                              random_state=0)),
     (ConvAutoencoder, dict(conv_filters=(4, 4), batch_size=64, max_iter=3, random_state=0)),
     (Autoencoder, dict(n_components=4, max_iter=1, random_state=None)),
+    # random draws in every step: each process must draw what one process draws for its rows
+    (DenoisingAutoencoder, dict(n_components=8, noise="masking", batch_size=64, max_iter=2,
+                                random_state=0)),
+    (VariationalAutoencoder, dict(n_components=2, hidden_layer_sizes=(16,), batch_size=64,
+                                  max_iter=2, random_state=0)),
+    (ContractiveAutoencoder, dict(n_components=4, hidden_layer_sizes=(8,), jacobian="projection",
+                                  batch_size=64, max_iter=2, random_state=0)),
 ]
 
 
@@ -33,13 +47,16 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
     try:
         with data_parallel():
             models = [cls(**params).fit(X) for cls, params in CONFIGS]
-            mismatch = None
-            try:  # every process must pass the same X
-                Autoencoder(4, max_iter=1).fit(X[: len(X) - rank])
-            except ValueError as exc:
-                mismatch = str(exc)
+            errors = []
+            for make, data in [  # every process must pass the same X; and enough rows
+                    (lambda: Autoencoder(4, max_iter=1), X[: len(X) - rank]),
+                    (lambda: Autoencoder(2, batch_size=1, max_iter=1), X[:4])]:
+                try:
+                    make().fit(data)
+                except ValueError as exc:
+                    errors.append(str(exc))
         with open(out_dir / f"rank{rank}.pkl", "wb") as f:
-            pickle.dump((models, mismatch), f)
+            pickle.dump((models, errors), f)
     finally:
         dist.destroy_process_group()
 
@@ -70,7 +87,8 @@ def test_processes_end_with_identical_models(two_process_models):
         np.testing.assert_array_equal(m0.transform(X), m1.transform(X))
 
 
-@pytest.mark.parametrize("config", [0, 2], ids=["dense", "conv"])
+@pytest.mark.parametrize("config", [0, 2, 4, 5, 6],
+                         ids=["dense", "conv", "denoising", "variational", "contractive"])
 def test_two_processes_take_the_steps_of_one(two_process_models, config):
     # the summed slice gradients are the whole batch's gradient: same trajectory up to rounding
     X, [(models, _), _] = two_process_models
@@ -92,10 +110,12 @@ def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
     assert models[1].transform(X).mean() == pytest.approx(single.transform(X).mean(), rel=0.1)
 
 
-def test_different_data_in_the_processes_is_a_clear_error(two_process_models):
-    _, [(_, mismatch_0), (_, mismatch_1)] = two_process_models
-    for message in (mismatch_0, mismatch_1):
-        assert message is not None and "same X in every process" in message
+def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
+    _, [(_, errors_0), (_, errors_1)] = two_process_models
+    for errors in (errors_0, errors_1):  # none hangs in a collective the other left
+        assert len(errors) == 2
+        assert "same X in every process" in errors[0]
+        assert "at least as many samples in the first batch as processes (2)" in errors[1]
 
 
 def test_data_parallel_needs_an_initialised_group():

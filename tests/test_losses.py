@@ -99,9 +99,10 @@ def test_projection_estimate_is_unbiased_within_its_standard_error():
     x = _rng_tensor(5, 6, seed=4)
     exact = _losses.jacobian_frobenius(net, x, create_graph=False).numpy()
     gen = torch.Generator().manual_seed(0)
+    randn_like = lambda code: torch.randn(code.shape, generator=gen, dtype=code.dtype)  # noqa: E731
     draws = np.stack([
-        _losses.jacobian_frobenius_projection(net, x, gen, create_graph=False).detach().numpy()
-        for _ in range(3000)
+        _losses.jacobian_frobenius_projection(net, x, randn_like, create_graph=False)
+        .detach().numpy() for _ in range(3000)
     ])
     se = draws.std(axis=0) / np.sqrt(len(draws))
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 4 * se)
