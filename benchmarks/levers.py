@@ -31,8 +31,13 @@ tensors of the shapes named:
   rows with each max-pooling by ``max_pool2d`` against by the maxima of strided views
   (skae's ``MaxPool2d`` without gradients: the same values, no argmax indices);
 - ``inference batch``: ``transform`` of the 10,240 rows by each benchmark network, its
-  batches holding up to 2**21 values of the widest layer (8 MiB of float32; skae's) against
-  2**22 (334 rows for the conv net instead of 167; the dense nets reach the 4,096-row cap);
+  batches holding up to 2**21 values of the widest layer (8 MiB of float32) against 2**22
+  (skae's: 334 rows for the conv net instead of 167; the dense nets reach the 4,096-row
+  cap);
+- ``snapshot``: the copy of the weights and the optimizer state that training takes before
+  every epoch (to restore after a divergence or Ctrl-C), for the default 784-32-784 net,
+  by ``copy.deepcopy`` of the two state dicts against skae's tensor-by-tensor clone
+  (``_clone_state``): a per-call cost of ``partial_fit`` on small chunks;
 - ``hand-written step``: skae's training step of 784-32-784 (its objective, autograd and
   its fused Adam) against the same step with the gradients written out by hand and no
   autograd (the loss's value by ``binary_cross_entropy_with_logits``, its gradient
@@ -70,6 +75,7 @@ Usage::
 """
 
 import argparse
+import copy
 import os
 import shlex
 import subprocess
@@ -86,6 +92,7 @@ from torch.autograd.function import once_differentiable
 
 import skae._base
 import skae._nn
+import skae._training
 from skae import Autoencoder, ConvAutoencoder
 from skae._nn import UpsampledConv2d
 from skae._training import BatchSource
@@ -426,6 +433,18 @@ def hand_written_step(rounds):
              "gradients written by hand", best["before"], best["after"])]
 
 
+def snapshot(rounds):
+    _, estimator, networks = fitted_network("dense")
+    optimizer = estimator._make_optimizer(networks)
+    best = interleaved({
+        "before": lambda: (copy.deepcopy(networks.state_dict()),
+                           copy.deepcopy(optimizer.state_dict())),
+        "after": lambda: skae._training._clone_state(networks, optimizer),
+    }, rounds, calls=200)
+    return [("snapshot", "784-32-784 net and its Adam state, before each epoch",
+             "copy.deepcopy", "tensor by tensor", best["before"], best["after"])]
+
+
 def threads(rounds):
     """A training step on one thread against on all of torch's, the count set per call."""
     count = torch.get_num_threads()
@@ -574,12 +593,13 @@ LEVERS = {
     "code statistics": code_statistics,
     "inference pooling": inference_pooling,
     "inference batch": inference_batch,
+    "snapshot": snapshot,
     "hand-written step": hand_written_step,
     "threads": threads,
     "allocator": allocator,
     "CUDA graph": cuda_graph,
 }
-CPU_ONLY = ("code statistics", "hand-written step", "threads", "allocator")
+CPU_ONLY = ("code statistics", "snapshot", "hand-written step", "threads", "allocator")
 GPU_ONLY = ("CUDA graph",)
 
 

@@ -56,7 +56,11 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
-_INFERENCE_VALUES = 2**21  # activations of the widest layer per inference batch (8 MiB f32)
+# activations of the widest layer per inference batch (16 MiB of float32): 334 rows for the
+# chapter's conv net, whose transform took 0.86-0.96x as long as with 8 MiB (167 rows);
+# the dense nets, at the 4,096-row cap either way or nearly, were unchanged
+# (benchmarks/levers.py, "inference batch")
+_INFERENCE_VALUES = 2**22
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
