@@ -310,7 +310,14 @@ def build_networks(arch, generator, device="cpu"):
     for cls in (Encoder, Decoder):
         with torch.device("meta"):
             module = cls(arch)
-        module = module.to_empty(device="cpu")
+        try:
+            module = module.to_empty(device="cpu")
+        except RuntimeError as exc:  # torch's CPU allocator refused: far too many weights
+            count = sum(p.numel() for p in module.parameters())
+            raise MemoryError(
+                f"Cannot allocate the {cls.__name__.lower()}'s {count:,} weights "
+                f"({count * 4 / 2**30:,.3g} GiB of float32): make n_components or "
+                "hidden_layer_sizes smaller.") from exc
         for layer in module.modules():
             if isinstance(layer, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_uniform_(layer.weight, generator=generator)

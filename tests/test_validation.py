@@ -298,6 +298,14 @@ def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
     assert ae.n_iter_ == 1 and ae.validation_scores_ is None
 
 
+def test_a_network_too_large_to_allocate_is_a_clear_memory_error(unit_data):
+    ae = Autoencoder(10**15, max_iter=1)  # 12 * 10**15 weights: beyond any address space
+    with pytest.raises(MemoryError, match=r"encoder's 13,000,000,000,000,000 weights .* GiB"):
+        ae.fit(unit_data)
+    with pytest.raises(NotFittedError):
+        ae.transform(unit_data)
+
+
 def test_float64_data_beyond_the_float32_range_is_refused(tabular_data):
     ae = Autoencoder(3, max_iter=1, random_state=0)
     with pytest.raises(ValueError, match=r"magnitude up to .*e\+40, beyond the float32 range"):
