@@ -90,7 +90,7 @@ def make_reducers(*, max_iter, batch_size, random_state):
     common = {"max_iter": max_iter, "batch_size": batch_size, "random_state": random_state}
     # One hidden layer of 128 and a linear code (as in Hinton's deep autoencoders): on
     # digits it reconstructs far better than the default single ReLU code layer, at about
-    # the same cost. The VAE keeps its defaults (one hidden layer of 256).
+    # the same cost. The VAE keeps its defaults (hidden layers of 512 and 256).
     network = {"hidden_layer_sizes": (128,), "code_activation": "identity"}
     return [
         PCA(random_state=random_state),

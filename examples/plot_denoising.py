@@ -84,8 +84,10 @@ def main(argv=None):
     X_denoised = model.inverse_transform(model.transform(X_noisy))
     noisy_mse = float(np.mean((X_noisy - X_test) ** 2))
     denoised_mse = float(np.mean((X_denoised - X_test) ** 2))
+    change = (f"{noisy_mse / denoised_mse:.2f}x lower" if denoised_mse < noisy_mse
+              else f"{denoised_mse / noisy_mse:.2f}x higher: not denoised")
     print(f"test MSE per pixel against the clean digits: noisy {noisy_mse:.4f}, "
-          f"denoised {denoised_mse:.4f} ({noisy_mse / denoised_mse:.1f}x lower)")
+          f"denoised {denoised_mse:.4f} ({change})")
 
     n_show = 10
     fig, (ax_clean, ax_rec) = plt.subplots(

@@ -1,8 +1,9 @@
 """Sparse autoencoder: its encoder's weights as images, and its units' mean activations.
 
-Reproduces the chapter's "sparse autoencoder" section: an over-complete code of 128 sigmoid
-units (more than the 64 pixels of the fallback digits) trained with reconstruction + beta *
-sum_j KL(rho || rho_hat_j), where rho_hat_j is the mean activation of unit j over the batch
+Reproduces the chapter's "sparse autoencoder" section: a code of 128 sigmoid units
+(over-complete for the 64 pixels of the fallback digits, not for MNIST's 784) trained with
+reconstruction + beta * sum_j KL(rho || rho_hat_j), where rho_hat_j is the mean activation
+of unit j over the batch
 and rho = 0.05 (``skae.SparseAutoencoder(n_components=128)``). The left panel shows the
 first 64 rows of the encoder's weight matrix as images: pen strokes and digit parts, as in
 Ng's notes, thanks to weight decay (``alpha=0.01``). Without it (``--alpha 0``) the units
@@ -43,7 +44,7 @@ SPARSITY_WEIGHT = 10.0
 def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
     parser.add_argument("--n-components", type=int, default=128,
-                        help="code units (default 128: over-complete for digits)")
+                        help="code units (default 128: over-complete for the 8x8 digits)")
     parser.add_argument("--alpha", type=float, default=ALPHA,
                         help=f"L2 weight decay (default {ALPHA}; 0 gives noisy filters)")
     parser.add_argument("--sparsity-weight", type=float, default=SPARSITY_WEIGHT,
@@ -85,9 +86,11 @@ def main(argv=None):
 
     fig, (ax_filters, ax_hist) = plt.subplots(
         1, 2, figsize=(11, 5.2), gridspec_kw={"width_ratios": [1.2, 1]})
-    FilterDisplay.from_estimator(ae, X=X_train, n_filters=64, image_shape=image_shape,
+    n_shown = min(64, args.n_components)
+    FilterDisplay.from_estimator(ae, X=X_train, n_filters=n_shown, image_shape=image_shape,
                                  ax=ax_filters)
-    ax_filters.set_title(f"{name}: encoder weights of 64 of {args.n_components} sparse units")
+    ax_filters.set_title(
+        f"{name}: encoder weights of {n_shown} of {args.n_components} sparse units")
     ax_hist.hist(unit_means, bins=30, color="tab:blue")
     ax_hist.axvline(ae.sparsity_target, color="k", linestyle="--",
                     label=f"target rho = {ae.sparsity_target}")

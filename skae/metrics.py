@@ -89,10 +89,12 @@ def reconstruction_r2(estimator, X):
     ``1 - SSE / SST``, with ``SSE`` the squared error of
     ``X_hat = estimator.inverse_transform(estimator.transform(X))`` summed over all
     entries and ``SST`` the squared deviation of ``X`` from its own per-feature mean,
-    summed likewise. That is ``sklearn.metrics.r2_score(X, X_hat,
-    multioutput="variance_weighted")``, and for a ``PCA`` on the data it was fitted on it
-    equals ``pca.explained_variance_ratio_.sum()`` (both sides divide by
-    ``n_samples - 1``): the autoencoder analogue of PCA's explained variance. Higher is
+    summed likewise. Where no feature of ``X`` is constant, that is
+    ``sklearn.metrics.r2_score(X, X_hat, multioutput="variance_weighted")`` (which gives a
+    constant feature no weight; here its squared error counts, as a blank border's does in
+    an image's). For a ``PCA`` on the data it was fitted on it equals
+    ``pca.explained_variance_ratio_.sum()`` (both sides divide by ``n_samples - 1``): the
+    autoencoder analogue of PCA's explained variance. Higher is
     better; 1 is a perfect reconstruction and a model that always outputs the mean of
     ``X`` scores 0. A model that outputs another constant (its training mean, on new
     data) scores below 0.
@@ -112,7 +114,7 @@ def reconstruction_r2(estimator, X):
     r2 : float
         Explained variance fraction, at most 1. When every feature of ``X`` is constant
         (``SST = 0``, e.g. a single sample), it is 1.0 for an exact reconstruction and
-        0.0 otherwise, following ``r2_score``'s ``force_finite=True``.
+        0.0 otherwise (skae's rule: ``r2_score`` scores such features one by one).
 
     Raises
     ------
@@ -224,7 +226,9 @@ def _reconstruction_sums(estimator, X, *, need_total):
     ``need_total``.
     """
     _check_invertible(estimator)
-    X_check = check_array(X, accept_sparse=True, dtype="numeric", ensure_all_finite=True)
+    # CSR or CSC: sliced by rows below (COO, DIA, ... cannot be)
+    X_check = check_array(X, accept_sparse=("csr", "csc"), dtype="numeric",
+                          ensure_all_finite=True)
     X_hat = estimator.inverse_transform(estimator.transform(X))
     if not sp.issparse(X_hat):
         X_hat = np.asarray(X_hat)

@@ -10,6 +10,7 @@ not need it.
 import math
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = [
@@ -205,6 +206,8 @@ class ReconstructionDisplay:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {np.shape(X)}.")
         shape = _resolve_image_shape(estimator, image_shape, np.shape(X)[1])
         if shape is not None:  # keep X's type (DataFrame, sparse) for transform
+            if sp.issparse(X) and X.format not in ("csr", "csc"):
+                X = X.tocsr()  # COO, DIA, ... cannot be sliced
             X = X.iloc[:int(n_samples)] if hasattr(X, "iloc") else X[:int(n_samples)]
         X_rec = np.asarray(estimator.inverse_transform(estimator.transform(X)))
         X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
@@ -264,8 +267,9 @@ class LatentSpaceDisplay:
     Z : array-like of shape (n_samples, 1) or (n_samples, 2)
         Coordinates to draw (one column is drawn against zeros).
     y : array-like of shape (n_samples,), default=None
-        Colours: discrete labels (integers or strings, at most 20 classes) get a legend,
-        other values a colorbar.
+        Colours: labels that are not floats (integers, strings, booleans), of at most 20
+        classes, get a legend entry each; floats, and more classes, a colorbar (strings
+        by their rank in sorted order).
     reduced : bool, default=False
         Whether ``Z`` is a PCA projection of wider codes (sets the axis labels).
 
@@ -345,20 +349,21 @@ class LatentSpaceDisplay:
             if len(y) != len(Z):
                 raise ValueError(f"y has {len(y)} values but Z has {len(Z)} rows.")
             classes = np.unique(y)
-            discrete = (y.dtype.kind in "OUSb"
-                        or (y.dtype.kind in "iu" and len(classes) <= 20))
-            if discrete and len(classes) <= 20:
+            numeric = y.dtype.kind in "iuf"
+            if len(classes) <= 20 and y.dtype.kind != "f":  # a legend entry per class
                 codes = np.searchsorted(classes, y)
                 cmap = "tab10" if len(classes) <= 10 else "tab20"
                 self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], c=codes, cmap=cmap,
                                            vmin=-0.5, vmax=(10 if len(classes) <= 10 else 20) - 0.5,
                                            **kwargs)
-                handles, _ = self.scatter_.legend_elements()
+                handles, _ = self.scatter_.legend_elements(num=None)  # one per class
                 ax.legend(handles, [str(c) for c in classes], title="y", fontsize="small")
-            else:
-                self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], c=y.astype(float),
-                                           cmap="viridis", **kwargs)
-                fig.colorbar(self.scatter_, ax=ax, label="y")
+            else:  # a colour scale: the values, or the rank of many non-numeric classes
+                values = y.astype(float) if numeric else np.searchsorted(classes, y)
+                self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], c=values, cmap="viridis",
+                                           **kwargs)
+                fig.colorbar(self.scatter_, ax=ax,
+                             label="y" if numeric else "y (classes in sorted order)")
         if self.reduced:
             ax.set_xlabel("PC 1 of the code")
             ax.set_ylabel("PC 2 of the code")

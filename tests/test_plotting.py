@@ -106,10 +106,13 @@ def test_reconstruction_tabular(tabular_data):
     assert [t.get_text() for t in ax.get_xticklabels()] == list(X.columns)
 
 
-def test_reconstruction_sparse_input(ae, images):
+@pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")  # DIA's many
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "dia"])
+def test_reconstruction_sparse_input(ae, images, fmt):
     from scipy import sparse
 
-    disp = ReconstructionDisplay.from_estimator(ae, sparse.csr_matrix(images), n_samples=3)
+    X = sparse.csr_matrix(images).asformat(fmt)
+    disp = ReconstructionDisplay.from_estimator(ae, X, n_samples=3)
     np.testing.assert_allclose(disp.X, images[:3])
 
 
@@ -126,6 +129,31 @@ def test_latent_space_two_components(images):
     np.testing.assert_allclose(disp.scatter_.get_offsets(), est.transform(images), rtol=1e-5)
     assert disp.ax_.get_xlabel() == "component 1"
     assert [t.get_text() for t in disp.ax_.get_legend().get_texts()] == ["0", "1", "2"]
+
+
+@pytest.mark.parametrize("n_classes", [3, 12, 15, 20])
+def test_latent_space_legend_has_each_class_in_its_colour(n_classes):
+    from matplotlib.colors import to_rgba
+
+    Z = np.random.RandomState(0).randn(200, 2)
+    y = np.arange(200) % n_classes
+    disp = LatentSpaceDisplay(Z, y).plot()
+    legend = disp.ax_.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [str(c) for c in range(n_classes)]
+    point_colours = disp.scatter_.to_rgba(disp.scatter_.get_array())
+    assert len(legend.legend_handles) == n_classes
+    for label, handle in enumerate(legend.legend_handles):
+        first = np.flatnonzero(y == label)[0]
+        np.testing.assert_allclose(to_rgba(handle.get_markerfacecolor()),
+                                   point_colours[first], atol=1e-6)
+
+
+def test_latent_space_many_string_classes_get_a_colour_scale():
+    Z = np.random.RandomState(0).randn(200, 2)
+    y = np.array([f"c{i % 25:02d}" for i in range(200)])
+    disp = LatentSpaceDisplay(Z, y).plot()
+    assert disp.ax_.get_legend() is None and len(disp.figure_.axes) == 2  # a colorbar
+    np.testing.assert_array_equal(disp.scatter_.get_array(), np.arange(200) % 25)
 
 
 def test_latent_space_pca_and_given_ax(ae, images):
