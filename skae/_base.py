@@ -118,11 +118,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         continuing = self.warm_start and hasattr(self, "encoder_")
         with _unchanged_on_error(self):
             X = self._validate_X(X, reset=not continuing)
-            if continuing:
-                self._follow_device()
-            else:
+            if not continuing:
                 self._initialize(X)
             self._check_training(X, early_stopping=self.early_stopping)
+            if continuing:  # last: moving the networks is not undone on an error
+                self._follow_device()
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
             warnings.warn(
@@ -156,9 +156,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             X = self._validate_X(X, reset=first)
             if first:
                 self._initialize(X)
-            else:
-                self._follow_device()
             self._check_training(X, early_stopping=False)
+            if not first:  # last: moving the networks is not undone on an error
+                self._follow_device()
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -417,13 +417,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Move a fitted model's networks once ``device`` names another device.
 
         So ``set_params(device="cuda")`` (or ``"cpu"``) on a fitted model takes effect at
-        its next ``transform``, ``score``, ``inverse_transform`` or training call; the
-        optimizer state follows the weights when training resumes.
+        its next ``transform``, ``score``, ``inverse_transform`` or training call, and the
+        saved optimizer state moves with the weights.
         """
         device = _resolve_device(self.device)
         if device != self.device_:
             self.encoder_.to(device)
             self.decoder_.to(device)
+            if self._optimizer_state is not None:
+                solver, state = self._optimizer_state
+                self._optimizer_state = (solver, _tree_to_device(state, device))
             self.device_ = device
             self._scaling_cache = {}
 
@@ -852,6 +855,16 @@ def _tree_to_numpy(tree):
         return type(tree)((k, _tree_to_numpy(v)) for k, v in tree.items())
     if isinstance(tree, (list, tuple)):
         return type(tree)(_tree_to_numpy(v) for v in tree)
+    return tree
+
+
+def _tree_to_device(tree, device):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(device)
+    if isinstance(tree, dict):
+        return type(tree)((k, _tree_to_device(v, device)) for k, v in tree.items())
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_tree_to_device(v, device) for v in tree)
     return tree
 
 

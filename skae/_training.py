@@ -44,8 +44,12 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
         _match_layouts(optimizer)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-        if solver in ("adam", "adamw") and _FUSED_ADAM:
-            group["fused"], group["foreach"] = True, None
+        if solver in ("adam", "adamw"):  # whatever the loaded state was trained with
+            group["fused"], group["foreach"] = (True if _FUSED_ADAM else None), None
+    if solver in ("adam", "adamw") and _FUSED_ADAM:
+        for param, param_state in optimizer.state.items():  # a fused step counts on the
+            if "step" in param_state:                      # parameter's device
+                param_state["step"] = param_state["step"].to(param.device, torch.float32)
     return optimizer
 
 
@@ -98,7 +102,7 @@ class BatchSource:
             if self.device.type != "cpu":  # an accelerator: move the data once, if it fits
                 try:
                     self._tensor = self._tensor.to(self.device)
-                except RuntimeError:  # out of device memory: gather batches from the host
+                except torch.cuda.OutOfMemoryError:  # gather batches from the host instead
                     pass
 
     @property
@@ -378,6 +382,9 @@ class Trainer:
             return self._fit_epochs(source, indices, state, max_epochs, tol,
                                     n_iter_no_change, validation_score)
         finally:
+            # no gradients left behind: a copy of the weights, and on a GPU memory of the
+            # graph's pool that it could not release
+            self.optimizer.zero_grad(set_to_none=True)
             self._graphed = None  # let the graph, its memory and the rows it reads go
 
     def _fit_epochs(self, source, indices, state, max_epochs, tol, n_iter_no_change,

@@ -517,6 +517,62 @@ def test_best_loss_says_how_the_model_was_trained_not_the_current_parameter(unit
     assert plain.set_params(early_stopping=True).best_loss_ == min(plain.loss_curve_)
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_refused_training_call_does_not_move_the_model(unit_data, monkeypatch, method):
+    # "elsewhere" stands for a GPU: the meta device, where tensors have no data
+    from skae import _base
+
+    resolve = _base._resolve_device
+    monkeypatch.setattr(_base, "_resolve_device",
+                        lambda device: "meta" if device == "elsewhere" else resolve(device))
+    ae = Autoencoder(3, loss="mse", max_iter=1, random_state=0, warm_start=True)
+    ae.fit(unit_data).set_params(device="elsewhere", early_stopping=True)
+    X = unit_data.astype(np.float64)
+    bad = X[:1] if method == "fit" else X * 1e39  # too few rows to early-stop; too large
+    with pytest.raises(ValueError, match="early_stopping needs" if method == "fit"
+                       else "beyond the float32 range"):
+        getattr(ae, method)(bad)
+    assert ae.device_ == "cpu"
+    assert all(p.device.type == "cpu" for net in (ae.encoder_, ae.decoder_)
+               for p in net.parameters())
+    assert ae.set_params(device="cpu").transform(unit_data).shape == (200, 3)
+
+
+def test_a_model_moved_to_another_device_takes_its_optimizer_state(unit_data, monkeypatch):
+    from skae import _base
+
+    resolve = _base._resolve_device
+    monkeypatch.setattr(_base, "_resolve_device",
+                        lambda device: "meta" if device == "elsewhere" else resolve(device))
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    ae.set_params(device="elsewhere")._follow_device()
+    moments = [t for param_state in ae._optimizer_state[1]["state"].values()
+               for t in param_state.values()]
+    assert moments and all(t.device.type == "meta" for t in moments)
+
+
+def test_training_leaves_no_gradients_behind(unit_data):
+    ae = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    ae.partial_fit(unit_data)
+    assert all(p.grad is None for net in (ae.encoder_, ae.decoder_) for p in net.parameters())
+
+
+def test_adam_state_saved_with_the_fused_kernel_loads_where_it_is_missing(unit_data,
+                                                                          monkeypatch):
+    from skae import _training
+
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    state = ae._optimizer_state[1]
+    state["param_groups"][0]["fused"] = True
+    monkeypatch.setattr(_training, "_FUSED_ADAM", False)
+    params = [p for net in (ae.encoder_, ae.decoder_) for p in net.parameters()]
+    optimizer = _training.make_optimizer("adam", params, 1e-3, state)
+    assert not optimizer.param_groups[0]["fused"]
+    loss = sum(p.square().sum() for p in params)
+    loss.backward()
+    optimizer.step()  # a non-fused step on the loaded state
+
+
 def test_a_fitted_model_follows_a_bad_device_with_a_clear_error(unit_data):
     ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
     with pytest.raises(ValueError, match="not a torch device"):
