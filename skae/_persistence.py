@@ -169,7 +169,8 @@ def _encode(obj, arrays):
         if obj.dtype == object:
             return {"__strings__": [str(v) for v in obj]}
         key = f"a{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(obj)
+        # (np.ascontiguousarray would make a 0-d array, such as Adam's step count, 1-d)
+        arrays[key] = obj if obj.flags.c_contiguous else np.ascontiguousarray(obj)
         return {"__array__": key}
     if isinstance(obj, Architecture):
         return {"__architecture__": _encode(obj.to_dict(), arrays)}
