@@ -47,8 +47,9 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
         if solver in ("adam", "adamw"):  # whatever the loaded state was trained with
             group["fused"], group["foreach"] = (True if _FUSED_ADAM else None), None
     if solver in ("adam", "adamw") and _FUSED_ADAM:
-        for param, param_state in optimizer.state.items():  # a fused step counts on the
-            if "step" in param_state:                      # parameter's device
+        # the fused kernel keeps its step counts on the parameter's device, in float32
+        for param, param_state in optimizer.state.items():
+            if "step" in param_state:
                 param_state["step"] = param_state["step"].to(param.device, torch.float32)
     return optimizer
 
@@ -183,8 +184,8 @@ def _clone_state(module, optimizer):
 def _clone_tree(tree):
     """A copy of nested dicts, lists and tuples whose tensors are cloned in their layout.
 
-    What ``copy.deepcopy`` makes, at a third of the cost: deep-copying was about 1 ms of
-    the 3.5 ms that a ``partial_fit`` of 256 rows took with the default model (ad hoc).
+    What ``copy.deepcopy`` makes, at a third of the cost for the default model
+    (``benchmarks/levers.py``, "snapshot"), which ``partial_fit`` pays once a call.
     """
     if isinstance(tree, torch.Tensor):
         return tree.detach().clone()
