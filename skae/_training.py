@@ -156,12 +156,19 @@ class TrainingState:
     best_validation_score: float = -math.inf
     no_improvement_count: int = 0
 
-    def record(self, terms):
+    def record(self, terms, score=None):
+        """Add an epoch: its loss terms and, with early stopping, its validation score.
+
+        A term that a warm start adds (``alpha`` set after a first fit) counts 0 in the
+        epochs before it, so that the terms still sum to ``loss_curve`` epoch by epoch.
+        """
         self.n_iter += 1
         self.loss_curve.append(terms["loss"])
         for name, value in terms.items():
             if name != "loss":
-                self.loss_terms.setdefault(name, []).append(value)
+                self.loss_terms.setdefault(name, [0.0] * (self.n_iter - 1)).append(value)
+        if score is not None:
+            self.validation_scores.append(score)
 
 
 def batch_indices(indices, batch_size, generator=None):
@@ -392,6 +399,11 @@ class Trainer:
                     validation_score):
         best = snapshot = None
         reason = "max_iter"
+        if validation_score is not None and state.validation_scores:
+            # a warm start after early stopping: the weights it starts from compete for the
+            # best, so the fit ends with weights that score best_validation_score
+            state.best_validation_score = validation_score()
+            best = _clone_state(self.module, self.optimizer)
         try:
             for _ in range(max_epochs):
                 start = time.perf_counter()
@@ -402,17 +414,15 @@ class Trainer:
                     warnings.warn(
                         f"Training diverged at epoch {state.n_iter + 1} (non-finite loss); "
                         "stopped and kept the weights of the last finite epoch. Lower "
-                        "learning_rate_init or scale the data.", RuntimeWarning, stacklevel=4)
+                        "learning_rate_init or scale the data.", RuntimeWarning, stacklevel=6)
                     reason = "diverged"
                     break
-                state.record(terms)
+                # the epoch counts once it is scored (a Ctrl-C while scoring undoes it)
+                score = None if validation_score is None else validation_score()
+                state.record(terms, score)
                 snapshot = None  # the weights now are those of a complete epoch
-                score = None
-                if validation_score is not None:
-                    score = validation_score()
-                    state.validation_scores.append(score)
-                    if score > state.best_validation_score:
-                        best = _clone_state(self.module, self.optimizer)
+                if score is not None and score > state.best_validation_score:
+                    best = _clone_state(self.module, self.optimizer)
                 improved = self._update_no_improvement(state, terms["loss"], score, tol)
                 if self.verbose:
                     _report(state, score, time.perf_counter() - start, improved)
@@ -422,7 +432,7 @@ class Trainer:
         except KeyboardInterrupt:
             warnings.warn(
                 "Training interrupted by user; kept the weights of the last complete epoch "
-                "(of the best one with early stopping).", UserWarning, stacklevel=4)
+                "(of the best one with early stopping).", UserWarning, stacklevel=6)
             reason = "interrupted"
             if best is None and snapshot is not None:
                 self._restore(snapshot)

@@ -275,6 +275,66 @@ def test_keyboard_interrupt_stops_training_and_keeps_a_usable_model(unit_data, m
     assert np.isfinite(ae.transform(unit_data)).all()
 
 
+def test_a_ctrl_c_while_scoring_an_epoch_undoes_that_epoch(unit_data, monkeypatch):
+    calls = {"n": 0}
+    original = Autoencoder._validation_score
+
+    def interrupted(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Autoencoder, "_validation_score", interrupted)
+    kw = dict(max_iter=10, early_stopping=True, n_iter_no_change=50, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae = Autoencoder(3, **kw).fit(unit_data)
+    monkeypatch.undo()
+    assert ae.n_iter_ == len(ae.loss_curve_) == len(ae.validation_scores_) == 2
+    two = Autoencoder(3, **{**kw, "max_iter": 2}).fit(unit_data)
+    np.testing.assert_array_equal(ae.transform(unit_data), two.transform(unit_data))
+
+
+def test_a_warm_start_with_early_stopping_ends_on_the_best_weights(tabular_data):
+    from skae._base import _validation_split
+
+    ae = Autoencoder(2, hidden_layer_sizes=(8,), batch_size=16, max_iter=60,
+                     early_stopping=True, validation_fraction=0.2, n_iter_no_change=2,
+                     learning_rate_init=0.05, random_state=1, warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(tabular_data)
+    _, val = _validation_split(len(tabular_data), 0.2, ae._seed)
+    first = ae.n_iter_
+    for _ in range(2):  # each warm fit stops at once (the count carries over, as sklearn's)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ae.fit(tabular_data)
+        assert ae.n_iter_ > first
+        assert ae.score(tabular_data[val]) == pytest.approx(ae.best_validation_score_,
+                                                            rel=1e-6)
+        assert ae.best_validation_score_ >= max(ae.validation_scores_[:first])
+
+
+def test_a_term_added_by_a_warm_start_counts_zero_before_it(unit_data):
+    ae = Autoencoder(3, max_iter=3, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.fit(unit_data).set_params(alpha=0.1, max_iter=2).fit(unit_data)
+    terms = ae.loss_terms_
+    assert len(terms["weight_decay"]) == len(ae.loss_curve_) == 5
+    assert terms["weight_decay"][:3] == [0.0] * 3 and min(terms["weight_decay"][3:]) > 0
+    np.testing.assert_allclose(np.sum([terms[name] for name in terms], axis=0),
+                               ae.loss_curve_, rtol=1e-6)
+
+
+def test_training_warnings_point_at_the_callers_line(tabular_data):
+    ae = Autoencoder(3, solver="sgd", learning_rate_init=1e4, max_iter=20, random_state=0)
+    with pytest.warns(RuntimeWarning, match="diverged") as caught:
+        ae.fit(tabular_data)
+    assert {w.filename for w in caught if "diverged" in str(w.message)} == {__file__}
+
+
 def test_verbose_prints_one_line_per_epoch(unit_data, capsys):
     Autoencoder(3, max_iter=3, verbose=1, early_stopping=True, random_state=0).fit(unit_data)
     out = capsys.readouterr().out
