@@ -17,7 +17,6 @@ a few small hooks rather than methods:
 import contextlib
 import copy
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -53,13 +52,14 @@ from ._training import (
     make_optimizer,
     shared_seed,
     shares_with_torch,
+    warn_at_caller,
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
 # activations of the widest layer per inference batch (16 MiB of float32): 334 rows for the
 # chapter's conv net, whose transform took 0.86-0.96x as long as with 8 MiB (167 rows);
-# the dense nets, at the 4,096-row cap either way or nearly, were unchanged
-# (benchmarks/levers.py, "inference batch")
+# the dense nets, whose batches grow to the 4,096-row cap (from 2,674 and 2,097 rows),
+# were unchanged (benchmarks/levers.py, "inference batch")
 _INFERENCE_VALUES = 2**22
 
 
@@ -125,9 +125,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 self._follow_device()
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
-            warnings.warn(
+            warn_at_caller(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.", ConvergenceWarning, stacklevel=3)
+                "optimization hasn't converged yet.", ConvergenceWarning)
         self._update_code_distribution(X, reset=True)
         return self
 
@@ -411,7 +411,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         after a first fit is checked when training goes on. Variants extend it."""
         if early_stopping:
             _validation_size(X.shape[0], self.validation_fraction)
-        _check_float32_training(X, self._x_scale)
+        if self.loss_ != "bce":  # BCE data lie in [0, 1], checked already
+            _check_float32_training(X, self._x_scale)
 
     def _follow_device(self):
         """Move a fitted model's networks once ``device`` names another device.
@@ -783,11 +784,14 @@ def _sparse_squared_deviations(X, mean):
 
 
 def _check_float32_training(X, scale):
-    """Refuse float64 ``X`` beyond float32's range, and warn where float32 rounds it coarsely.
-
-    Training reads ``X`` in float32: values far from zero against the spread ``scale`` (a
-    timestamp, an offset) keep only their leading digits. Inference keeps X's dtype.
+    """Refuse ``X`` that float32, in which skae trains, cannot hold, and warn where it
+    rounds ``X`` coarsely: values far from zero against the spread ``scale`` (a timestamp,
+    an offset) keep only their leading digits. Inference keeps X's dtype.
     """
+    if scale < float(np.finfo(np.float32).tiny):
+        raise ValueError(
+            f"X's spread ({scale:.3g}) is below the float32 range (about 1.2e-38) in which "
+            "skae trains; rescale X (e.g. with StandardScaler).")
     if X.dtype != np.float64 or X.shape[0] == 0:
         return
     low, high = _extremes(X)
@@ -798,11 +802,11 @@ def _check_float32_training(X, scale):
             f"(about 3.4e38) in which skae trains; rescale X (e.g. with StandardScaler).")
     rounding = largest * np.finfo(np.float32).eps / 2 / scale  # in units of the spread
     if rounding > 1e-2:
-        warnings.warn(
+        warn_at_caller(
             f"X has values up to {largest / scale:.3g} times the data's spread from zero: in "
             f"float32, in which skae trains, they are rounded by up to {100 * rounding:.2g}% "
             "of the spread. Center X first (e.g. with StandardScaler) for a faithful fit.",
-            UserWarning, stacklevel=5)
+            UserWarning)
 
 
 def _positive_int_tuple(value, name):

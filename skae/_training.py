@@ -160,13 +160,17 @@ class TrainingState:
         """Add an epoch: its loss terms and, with early stopping, its validation score.
 
         A term that a warm start adds (``alpha`` set after a first fit) counts 0 in the
-        epochs before it, so that the terms still sum to ``loss_curve`` epoch by epoch.
+        epochs before it, and one it drops counts 0 after: the terms still sum to
+        ``loss_curve`` epoch by epoch.
         """
         self.n_iter += 1
         self.loss_curve.append(terms["loss"])
         for name, value in terms.items():
             if name != "loss":
                 self.loss_terms.setdefault(name, [0.0] * (self.n_iter - 1)).append(value)
+        for values in self.loss_terms.values():  # a term it drops (alpha set to 0) counts 0
+            if len(values) < self.n_iter:
+                values.append(0.0)
         if score is not None:
             self.validation_scores.append(score)
 
@@ -177,6 +181,19 @@ def batch_indices(indices, batch_size, generator=None):
         order = torch.randperm(len(indices), generator=generator).numpy()
         indices = indices[order]
     return [indices[start : start + batch_size] for start in range(0, len(indices), batch_size)]
+
+
+def warn_at_caller(message, category):
+    """``warnings.warn`` attributed to the first frame outside skae and scikit-learn.
+
+    So a warning points at the user's line whichever estimator, override or trainer
+    raised it (scikit-learn's fit wrapper and a meta-estimator's loop are skipped too).
+    """
+    frame, level = sys._getframe(1), 2
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+            "skae", "sklearn"):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _is_finite(module):
@@ -411,10 +428,10 @@ class Trainer:
                 terms = self.run_epoch(source, indices, epoch=state.n_iter)
                 if not (math.isfinite(terms["loss"]) and _is_finite(self.module)):
                     self._restore(snapshot)
-                    warnings.warn(
+                    warn_at_caller(
                         f"Training diverged at epoch {state.n_iter + 1} (non-finite loss); "
                         "stopped and kept the weights of the last finite epoch. Lower "
-                        "learning_rate_init or scale the data.", RuntimeWarning, stacklevel=6)
+                        "learning_rate_init or scale the data.", RuntimeWarning)
                     reason = "diverged"
                     break
                 # the epoch counts once it is scored (a Ctrl-C while scoring undoes it)
@@ -430,9 +447,9 @@ class Trainer:
                     reason = "converged"
                     break
         except KeyboardInterrupt:
-            warnings.warn(
+            warn_at_caller(
                 "Training interrupted by user; kept the weights of the last complete epoch "
-                "(of the best one with early stopping).", UserWarning, stacklevel=6)
+                "(of the best one with early stopping).", UserWarning)
             reason = "interrupted"
             if best is None and snapshot is not None:
                 self._restore(snapshot)

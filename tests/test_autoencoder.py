@@ -326,13 +326,27 @@ def test_a_term_added_by_a_warm_start_counts_zero_before_it(unit_data):
     assert terms["weight_decay"][:3] == [0.0] * 3 and min(terms["weight_decay"][3:]) > 0
     np.testing.assert_allclose(np.sum([terms[name] for name in terms], axis=0),
                                ae.loss_curve_, rtol=1e-6)
+    with warnings.catch_warnings():  # and a term dropped later counts 0 after
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae.set_params(alpha=0.0).fit(unit_data)
+    terms = ae.loss_terms_
+    assert len(terms["weight_decay"]) == len(ae.loss_curve_) == 7
+    assert terms["weight_decay"][5:] == [0.0] * 2
+    np.testing.assert_allclose(np.sum([terms[name] for name in terms], axis=0),
+                               ae.loss_curve_, rtol=1e-6)
 
 
 def test_training_warnings_point_at_the_callers_line(tabular_data):
+    from skae import ContractiveAutoencoder, DenoisingAutoencoder
+
     ae = Autoencoder(3, solver="sgd", learning_rate_init=1e4, max_iter=20, random_state=0)
     with pytest.warns(RuntimeWarning, match="diverged") as caught:
         ae.fit(tabular_data)
     assert {w.filename for w in caught if "diverged" in str(w.message)} == {__file__}
+    for cls in (Autoencoder, DenoisingAutoencoder, ContractiveAutoencoder):  # overrides too
+        with pytest.warns(UserWarning) as caught:
+            cls(3, max_iter=1, random_state=0).fit(tabular_data + 1e8)
+        assert {w.filename for w in caught} == {__file__}, cls  # rounding, max_iter
 
 
 def test_verbose_prints_one_line_per_epoch(unit_data, capsys):

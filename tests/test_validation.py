@@ -357,6 +357,14 @@ def test_sparse_and_dense_data_get_the_same_scaling(unit_data, offset):
     assert _scaling_stats(sp.csr_matrix(X))[1] == pytest.approx(dense_scale, rel=1e-9)
 
 
+def test_data_of_a_spread_below_float32s_range_is_refused(tabular_data):
+    ae = Autoencoder(3, max_iter=1)
+    with pytest.raises(ValueError, match=r"spread \(.*e-4\d\) is below the float32 range"):
+        ae.fit((tabular_data - tabular_data.mean(axis=0)) * 1e-41)
+    with pytest.raises(NotFittedError):
+        ae.transform(tabular_data)
+
+
 def test_data_of_tiny_spread_is_scaled_like_any_other(tabular_data):
     X = tabular_data - tabular_data.mean(axis=0)
     kw = dict(max_iter=3, random_state=0)
