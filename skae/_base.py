@@ -852,31 +852,25 @@ def _validation_size(n_samples, fraction):
     return n_val
 
 
-def _tree_to_numpy(tree):
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu().numpy().copy()
+def _map_leaves(tree, kind, function):
+    """``tree`` (nested dicts, lists, tuples) with each leaf of type ``kind`` mapped."""
+    if isinstance(tree, kind):
+        return function(tree)
     if isinstance(tree, dict):
-        return type(tree)((k, _tree_to_numpy(v)) for k, v in tree.items())
+        return type(tree)((k, _map_leaves(v, kind, function)) for k, v in tree.items())
     if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_to_numpy(v) for v in tree)
+        return type(tree)(_map_leaves(v, kind, function) for v in tree)
     return tree
+
+
+def _tree_to_numpy(tree):
+    return _map_leaves(tree, torch.Tensor, lambda t: t.detach().cpu().numpy().copy())
 
 
 def _tree_to_device(tree, device):
-    if isinstance(tree, torch.Tensor):
-        return tree.to(device)
-    if isinstance(tree, dict):
-        return type(tree)((k, _tree_to_device(v, device)) for k, v in tree.items())
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_to_device(v, device) for v in tree)
-    return tree
+    return _map_leaves(tree, torch.Tensor, lambda t: t.to(device))
 
 
 def _tree_to_torch(tree, device):
-    if isinstance(tree, np.ndarray):
-        return torch.tensor(tree, device=device)  # a copy: the array may be read-only
-    if isinstance(tree, dict):
-        return type(tree)((k, _tree_to_torch(v, device)) for k, v in tree.items())
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_tree_to_torch(v, device) for v in tree)
-    return tree
+    # a copy: the array may be read-only
+    return _map_leaves(tree, np.ndarray, lambda a: torch.tensor(a, device=device))
