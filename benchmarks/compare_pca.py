@@ -10,9 +10,18 @@ evaluated on the test split:
 - ``probe_accuracy``: accuracy of a logistic regression trained on the codes of the
   training split (standardised) and scored on the codes of the test split;
 - ``fit_time_s``, ``transform_time_s`` (transform of the test split) and
-  ``peak_fit_mb``, the growth of the process's resident memory during ``fit``;
+  ``peak_fit_mb``, the growth of the peak resident set size during ``fit`` over the
+  resident size just before it;
 - ``train_rows``: KernelPCA's inverse map is a kernel ridge regression over the training
-  rows, so on MNIST it is fitted on a subset (``--kernel-rows``).
+  rows, so on MNIST it is fitted on a subset (``--kernel-rows``);
+- ``settings``: hyperparameters chosen for the cell. KernelPCA's ``gamma`` and ``alpha``
+  are tuned by ``GridSearchCV`` on its training rows (one split: 80% to fit, 20% to score
+  the reconstruction error), never on the test split; the search is not part of the fit
+  time. The autoencoders run at their defaults.
+
+Every cell runs in a fresh process forked from the one that loaded the data (on Linux),
+so no cell reuses memory that an earlier one freed and the memory column means the same
+for every cell: what fitting that one model costs a program that has loaded its data.
 
 Results go to ``--out`` as ``results_<dataset>.md``, ``.csv`` and ``.png`` (error against
 code size, one line per model). A run refits every cell it is asked for (``--models``,
@@ -32,10 +41,11 @@ To compare another estimator, add a factory to ``make_registry``.
 
 import argparse
 import csv
+import multiprocessing
 import platform
 import sys
-import threading
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -46,7 +56,15 @@ TRAINING = {"digits": dict(max_iter=100, batch_size=32), "mnist": dict(max_iter=
 
 COLUMNS = ["dataset", "model", "n_components", "train_rows", "mse_per_pixel",
            "sq_error_per_image", "probe_accuracy", "fit_time_s", "transform_time_s",
-           "peak_fit_mb", "n_iter"]
+           "peak_fit_mb", "n_iter", "settings"]
+
+# KernelPCA's search: gamma as a multiple of sklearn's default 1 / n_features, and the
+# ridge penalty of its inverse map. Wider searches at 2 and 32 components on both datasets
+# (gamma from 1/8 to 128 times the default, alpha from 1e-7 to 1) chose 4 to 16 times the
+# default gamma and alpha 1e-4 or 1e-3; at 64 components of the digits' 64 pixels this grid
+# chooses half the default. Below alpha 1e-5 the inverse map's system is often singular.
+KERNEL_GAMMA_FACTORS = tuple(2.0**k for k in range(-2, 7))
+KERNEL_ALPHAS = tuple(10.0**k for k in range(-5, 0))
 
 
 # --------------------------------------------------------------------------- models
@@ -75,10 +93,9 @@ def make_registry(*, image_shape, training, random_state):
     return {
         "PCA": lambda n: PCA(n, random_state=random_state),
         "IncrementalPCA": lambda n: IncrementalPCA(n, batch_size=max(n, 1000)),
-        # alpha: the default 1.0 over-regularises the inverse map (digits, n=16: MSE 0.043
-        # against 0.012 with 0.01)
+        # gamma and alpha are tuned per cell on the training rows (tune_kernel_pca)
         "KernelPCA": lambda n: KernelPCA(n, kernel="rbf", fit_inverse_transform=True,
-                                         alpha=0.01, random_state=random_state),
+                                         random_state=random_state),
         "Autoencoder": lambda n: Autoencoder(n, **common),
         "Autoencoder (256, 128)": lambda n: Autoencoder(
             n, hidden_layer_sizes=(256, 128), code_activation="identity", **common),
@@ -115,42 +132,100 @@ def load_dataset(name, random_state):
 # ----------------------------------------------------------------------- evaluation
 
 
-def rss_mb():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 2**20
+def _status_mb(field):
+    """A field of ``/proc/self/status`` (``VmRSS``, ``VmHWM``) in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
-class PeakRSS:
-    """Peak growth of the resident set size over the ``with`` block (sampled every 5 ms)."""
-
-    def __enter__(self):
-        self.start = self.peak = rss_mb()
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def _sample(self):
-        while not self._done.wait(0.005):
-            self.peak = max(self.peak, rss_mb())
-
-    def __exit__(self, *exc):
-        self._done.set()
-        self._thread.join()
-        self.peak = max(self.peak, rss_mb())
-        self.growth = self.peak - self.start
+def _reset_peak_rss():
+    """Set the kernel's peak resident size (VmHWM) to the current one (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
-def evaluate(estimator, X_train, X_test, y_train, y_test, fit_rows):
+def peak_rss_growth(function):
+    """Run ``function()``; return its seconds and the growth of the peak RSS in MB.
+
+    The growth is the kernel's own high-water mark, reset just before: no sampling, so
+    no peak between two samples is missed. ``nan`` where ``/proc`` does not offer it.
+    """
+    try:
+        _reset_peak_rss()
+        before = _status_mb("VmRSS")
+    except (OSError, KeyError):
+        before = None
+    start = time.perf_counter()
+    function()
+    seconds = time.perf_counter() - start
+    growth = float("nan") if before is None else _status_mb("VmHWM") - before
+    return seconds, growth
+
+
+def reconstruction_mse(estimator, X):
+    """Scorer for the searches: minus the mean squared reconstruction error of ``X``."""
+    X = np.asarray(X, dtype=np.float64)
+    return -float(((X - estimator.inverse_transform(estimator.transform(X))) ** 2).mean())
+
+
+def tune_kernel_pca(estimator, X, random_state):
+    """``gamma`` and ``alpha`` of a KernelPCA, chosen on a split of its training rows.
+
+    Returns the parameters, and the names of those the search chose at an end of its
+    grid (where a wider grid might do better).
+    """
+    from sklearn.model_selection import GridSearchCV, ShuffleSplit
+
+    default_gamma = 1.0 / X.shape[1]
+    grid = {"gamma": [factor * default_gamma for factor in KERNEL_GAMMA_FACTORS],
+            "alpha": list(KERNEL_ALPHAS)}
+    split = ShuffleSplit(n_splits=1, test_size=0.2, random_state=random_state)
+    search = GridSearchCV(estimator, grid, scoring=reconstruction_mse, cv=split, refit=False)
+    with warnings.catch_warnings():
+        # the smallest alphas can make the inverse map's system singular: those fits fail
+        # and score NaN, which the search ranks last
+        warnings.simplefilter("ignore")
+        search.fit(X)
+    best = search.best_params_
+    at_edge = [key for key, values in grid.items() if best[key] in (values[0], values[-1])]
+    return best, at_edge
+
+
+TUNERS = {"KernelPCA": tune_kernel_pca}
+
+
+def _describe(params, at_edge=()):
+    text = " ".join(f"{key}={value:.3g}" for key, value in sorted(params.items()))
+    return text + "".join(f" ({key} at the grid's end)" for key in at_edge)
+
+
+def warm_up(estimator, X):
+    """Fit a copy of a skae estimator for one epoch on 8 rows, as ``benchmarks/speed.py``
+    does: torch's one-time set-up (threads, kernels) is then not counted in the cell's
+    time and memory, as it would not be in a program's second fit."""
+    from sklearn.base import clone
+
+    if {"max_iter", "batch_size"} <= set(estimator.get_params()):
+        clone(estimator).set_params(max_iter=1, batch_size=8).fit(X[:8])
+
+
+def evaluate(name, estimator, X_train, X_test, y_train, y_test, fit_rows, random_state):
     """Fit on (the first ``fit_rows`` of) the training split; metrics on the test split."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    with PeakRSS() as memory:
-        start = time.perf_counter()
-        estimator.fit(X_train[:fit_rows])
-        fit_time = time.perf_counter() - start
+    X_fit = X_train[:fit_rows]
+    settings, at_edge = {}, []
+    if name in TUNERS:
+        settings, at_edge = TUNERS[name](estimator, X_fit, random_state)
+        estimator.set_params(**settings)
+
+    warm_up(estimator, X_fit)
+    fit_time, memory = peak_rss_growth(lambda: estimator.fit(X_fit))
 
     start = time.perf_counter()
     Z_test = estimator.transform(X_test)
@@ -164,15 +239,48 @@ def evaluate(estimator, X_train, X_test, y_train, y_test, fit_rows):
     probe.fit(estimator.transform(X_train), y_train)
 
     return {
-        "train_rows": min(fit_rows, len(X_train)),
+        "train_rows": len(X_fit),
         "mse_per_pixel": float(error.mean()),
         "sq_error_per_image": float(error.sum(axis=1).mean()),
         "probe_accuracy": float(probe.score(Z_test, y_test)),
         "fit_time_s": fit_time,
         "transform_time_s": transform_time,
-        "peak_fit_mb": memory.growth,
+        "peak_fit_mb": memory,
         "n_iter": getattr(estimator, "n_iter_", ""),
+        "settings": _describe(settings, at_edge),
     }
+
+
+def in_fresh_process(function, *args):
+    """``function(*args)`` in a process forked from this one: its result, or its error.
+
+    The child starts from this process's memory (data loaded, modules imported) and from
+    none of the allocator's free lists that earlier cells left. Where ``fork`` is not
+    offered, ``function`` runs here.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return function(*args)
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+
+    def child():
+        try:
+            send.send((True, function(*args)))
+        except BaseException:  # every failure goes back to the parent
+            send.send((False, traceback.format_exc()))
+
+    process = context.Process(target=child)
+    process.start()
+    send.close()
+    try:
+        ok, value = receive.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"the cell's process died (exit code {process.exitcode})") from None
+    process.join()
+    if not ok:
+        raise RuntimeError(f"the cell failed in its process:\n{value}")
+    return value
 
 
 # -------------------------------------------------------------------------- reports
@@ -185,10 +293,12 @@ HEADER = {"model": "model", "n_components": "n_components", "train_rows": "train
           "mse_per_pixel": "MSE per pixel", "sq_error_per_image": "squared error per image",
           "probe_accuracy": "probe accuracy", "fit_time_s": "fit (s)",
           "transform_time_s": "transform (s)", "peak_fit_mb": "fit memory (MB)",
-          "n_iter": "epochs"}
+          "n_iter": "epochs", "settings": "settings"}
 
 
 def _fmt(key, value):
+    if value is None:  # a row from a CSV written before the column existed
+        return ""
     try:
         return FORMATS.get(key, "{}").format(float(value) if key in FORMATS else value)
     except ValueError:
@@ -320,13 +430,15 @@ def main(argv=None):
         if (name, n) in done:
             continue
         fit_rows = args.kernel_rows if name == "KernelPCA" else len(X_train)
-        metrics = evaluate(registry[name](n), X_train, X_test, y_train, y_test, fit_rows)
+        metrics = in_fresh_process(evaluate, name, registry[name](n), X_train, X_test,
+                                   y_train, y_test, fit_rows, args.random_state)
         row = {"dataset": args.dataset, "model": name, "n_components": n, **metrics}
         append_row(row, csv_path)
         rows.append(row)
         print(f"[{i:>2}/{len(cells)}] {name:>24} n_components={n:<3} "
               f"mse/pixel={row['mse_per_pixel']:.5f} probe={row['probe_accuracy']:.3f} "
-              f"fit={row['fit_time_s']:.1f}s mem={row['peak_fit_mb']:.0f}MB", flush=True)
+              f"fit={row['fit_time_s']:.1f}s mem={row['peak_fit_mb']:.0f}MB "
+              f"{row['settings']}", flush=True)
     total = time.perf_counter() - total
 
     table = markdown_table(rows)

@@ -1,0 +1,58 @@
+"""Smoke run of the main job, ``benchmarks/compare_pca.py``, on a few of its cells."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_compare_pca_writes_every_cell(tmp_path):
+    env = dict(os.environ, MPLBACKEND="Agg")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = [sys.executable, str(ROOT / "benchmarks" / "compare_pca.py"), "--n-components",
+               "2", "--max-iter", "2", "--models", "PCA", "KernelPCA", "Autoencoder",
+               "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, f"compare_pca failed:\n{done.stdout}\n{done.stderr}"
+    with open(tmp_path / "results_digits.csv", newline="") as f:
+        rows = {row["model"]: row for row in csv.DictReader(f)}
+    assert set(rows) == {"PCA", "KernelPCA", "Autoencoder"}
+    for row in rows.values():
+        # each cell ran in its own process and measured its own fit
+        assert 0 <= float(row["peak_fit_mb"]) < 2000
+        assert 0 < float(row["mse_per_pixel"]) < 1
+    assert rows["Autoencoder"]["n_iter"] == "2"
+    # KernelPCA is tuned on its training rows: the chosen values are recorded
+    settings = dict(item.split("=") for item in rows["KernelPCA"]["settings"].split()
+                    if "=" in item)
+    assert set(settings) == {"alpha", "gamma"}
+    assert all(math.isfinite(float(value)) for value in settings.values())
+    assert (tmp_path / "results_digits.md").stat().st_size > 0
+    assert (tmp_path / "results_digits.png").stat().st_size > 0
+
+
+def _load_compare_pca():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "compare_pca", ROOT / "benchmarks" / "compare_pca.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cells_run_in_their_own_process_and_report_failures():
+    compare_pca = _load_compare_pca()
+    assert compare_pca.in_fresh_process(os.getpid) != os.getpid()
+    assert compare_pca.in_fresh_process(divmod, 7, 2) == (3, 1)
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        compare_pca.in_fresh_process(divmod, 1, 0)
+    with pytest.raises(RuntimeError, match="died"):
+        compare_pca.in_fresh_process(os._exit, 3)
