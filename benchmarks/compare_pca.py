@@ -33,7 +33,7 @@ the cells already there.
 
 Usage::
 
-    python benchmarks/compare_pca.py                       # digits, offline, ~3 minutes
+    python benchmarks/compare_pca.py                       # digits, offline, ~5 minutes
     SKAE_DATA=../shared/data python benchmarks/compare_pca.py --dataset mnist
 
 To compare another estimator, add a factory to ``make_registry``.

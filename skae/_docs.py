@@ -141,7 +141,9 @@ _ATTRIBUTES = """\
         Lowest training loss (``None`` for a model trained with early stopping).
 
     validation_scores_ : list of float or None
-        :meth:`score` on the validation split per epoch, with early stopping.
+        :meth:`score` on the validation split for each epoch trained with early stopping.
+        A warm start that turns ``early_stopping`` on adds scores from then on, so the
+        list can be shorter than ``loss_curve_``.
 
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
