@@ -19,9 +19,11 @@ evaluated on the test split:
   the reconstruction error), never on the test split; the search is not part of the fit
   time. The autoencoders run at their defaults.
 
-Every cell runs in a fresh process forked from the one that loaded the data (on Linux),
-so no cell reuses memory that an earlier one freed and the memory column means the same
-for every cell: what fitting that one model costs a program that has loaded its data.
+Every cell runs in a fresh process forked from the one that loaded the data (on Linux;
+KernelPCA's search in another before it), so no cell reuses memory that an earlier one
+freed. Before the timed fit, a copy of the model is fitted on a few rows and transforms
+them (``warm_up``), so one-time set-up is counted for no model: the memory column is what
+fitting that one model costs a program that has loaded its data and used its libraries.
 
 Results go to ``--out`` as ``results_<dataset>.md``, ``.csv`` and ``.png`` (error against
 code size, one line per model). A run refits every cell it is asked for (``--models``,
@@ -203,26 +205,37 @@ def _describe(params, at_edge=()):
 
 
 def warm_up(estimator, X):
-    """Fit a copy of a skae estimator for one epoch on 8 rows, as ``benchmarks/speed.py``
-    does: torch's one-time set-up (threads, kernels) is then not counted in the cell's
-    time and memory, as it would not be in a program's second fit."""
+    """Fit, transform and invert with a copy of ``estimator`` on a few rows first.
+
+    One-time set-up (torch's threads and kernels, BLAS buffers, lazy imports) is then not
+    counted in the cell's times and memory, as it would not be in a program's second fit,
+    for every model alike. skae models fit one epoch on 8 rows in batches of 8, as in
+    ``benchmarks/speed.py``; the others fit on ``max(2 * n_components, 16)`` rows.
+    """
     from sklearn.base import clone
 
-    if {"max_iter", "batch_size"} <= set(estimator.get_params()):
-        clone(estimator).set_params(max_iter=1, batch_size=8).fit(X[:8])
+    warm = clone(estimator)
+    if {"max_iter", "batch_size"} <= set(warm.get_params()):
+        rows = X[:8]
+        warm.set_params(max_iter=1, batch_size=8)
+    else:
+        rows = X[:max(2 * warm.get_params().get("n_components", 8), 16)]
+    warm.fit(rows)
+    warm.inverse_transform(warm.transform(rows))
 
 
-def evaluate(name, estimator, X_train, X_test, y_train, y_test, fit_rows, random_state):
-    """Fit on (the first ``fit_rows`` of) the training split; metrics on the test split."""
+def evaluate(estimator, X_train, X_test, y_train, y_test, fit_rows, settings=None):
+    """Fit on (the first ``fit_rows`` of) the training split; metrics on the test split.
+
+    ``settings`` (parameters, and those chosen at an end of their grid) are set first.
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     X_fit = X_train[:fit_rows]
-    settings, at_edge = {}, []
-    if name in TUNERS:
-        settings, at_edge = TUNERS[name](estimator, X_fit, random_state)
-        estimator.set_params(**settings)
+    settings, at_edge = settings or ({}, [])
+    estimator.set_params(**settings)
 
     warm_up(estimator, X_fit)
     fit_time, memory = peak_rss_growth(lambda: estimator.fit(X_fit))
@@ -255,10 +268,10 @@ def in_fresh_process(function, *args):
     """``function(*args)`` in a process forked from this one: its result, or its error.
 
     The child starts from this process's memory (data loaded, modules imported) and from
-    none of the allocator's free lists that earlier cells left. Where ``fork`` is not
-    offered, ``function`` runs here.
+    none of the allocator's free lists that earlier cells left. Off Linux, ``function``
+    runs here. An interrupt of this process ends the child too.
     """
-    if "fork" not in multiprocessing.get_all_start_methods():
+    if not sys.platform.startswith("linux"):  # fork is unsafe on macOS, absent on Windows
         return function(*args)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
@@ -277,7 +290,11 @@ def in_fresh_process(function, *args):
     except EOFError:
         process.join()
         raise RuntimeError(f"the cell's process died (exit code {process.exitcode})") from None
-    process.join()
+    finally:
+        if process.is_alive() and process.exitcode is None:
+            # interrupted here (Ctrl-C, an error): do not leave the cell running
+            process.terminate()
+        process.join()
     if not ok:
         raise RuntimeError(f"the cell failed in its process:\n{value}")
     return value
@@ -297,8 +314,6 @@ HEADER = {"model": "model", "n_components": "n_components", "train_rows": "train
 
 
 def _fmt(key, value):
-    if value is None:  # a row from a CSV written before the column existed
-        return ""
     try:
         return FORMATS.get(key, "{}").format(float(value) if key in FORMATS else value)
     except ValueError:
@@ -308,17 +323,24 @@ def _fmt(key, value):
 def markdown_table(rows):
     keys = list(HEADER)
     lines = ["| " + " | ".join(HEADER[k] for k in keys) + " |",
-             "| " + " | ".join(["---"] * 2 + ["---:"] * (len(keys) - 2)) + " |"]
+             "| " + " | ".join(["---"] * 2 + ["---:"] * (len(keys) - 3) + ["---"]) + " |"]
     for row in sorted(rows, key=lambda r: (int(r["n_components"]), r["model"])):
         lines.append("| " + " | ".join(_fmt(k, row[k]) for k in keys) + " |")
     return "\n".join(lines)
 
 
 def read_rows(path):
+    """The CSV's rows, each with every column of ``COLUMNS`` (empty where it had none)."""
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return [{column: row.get(column) or "" for column in COLUMNS}
+                for row in csv.DictReader(f)]
+
+
+def _header(path):
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def write_rows(rows, path):
@@ -419,7 +441,8 @@ def main(argv=None):
     if not args.resume:  # refit the requested cells: drop their earlier rows
         requested = {cell[::-1] for cell in cells}
         rows = [r for r in rows if (r["model"], int(r["n_components"])) not in requested]
-        write_rows(rows, csv_path)
+    if not args.resume or (csv_path.exists() and _header(csv_path) != COLUMNS):
+        write_rows(rows, csv_path)  # in today's columns, so that new rows append to them
     done = {(r["model"], int(r["n_components"])) for r in rows}
     print(f"{args.dataset}: {X_train.shape[0]} train and {X_test.shape[0]} test samples, "
           f"{X_train.shape[1]} features; autoencoders: {training}; {len(cells)} cells, "
@@ -430,8 +453,12 @@ def main(argv=None):
         if (name, n) in done:
             continue
         fit_rows = args.kernel_rows if name == "KernelPCA" else len(X_train)
-        metrics = in_fresh_process(evaluate, name, registry[name](n), X_train, X_test,
-                                   y_train, y_test, fit_rows, args.random_state)
+        settings = None
+        if name in TUNERS:  # searched in a process of its own, so the fit's memory is its own
+            settings = in_fresh_process(TUNERS[name], registry[name](n), X_train[:fit_rows],
+                                        args.random_state)
+        metrics = in_fresh_process(evaluate, registry[name](n), X_train, X_test, y_train,
+                                   y_test, fit_rows, settings)
         row = {"dataset": args.dataset, "model": name, "n_components": n, **metrics}
         append_row(row, csv_path)
         rows.append(row)

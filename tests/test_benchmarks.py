@@ -12,18 +12,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# a cell of a CSV written before the "settings" column existed
+OLD_CSV = """dataset,model,n_components,train_rows,mse_per_pixel,sq_error_per_image,\
+probe_accuracy,fit_time_s,transform_time_s,peak_fit_mb,n_iter
+digits,PCA,2,1347,0.05302,3.39,0.589,0.01,0.0006,2,
+"""
+
+
 def test_compare_pca_writes_every_cell(tmp_path):
+    # --resume keeps the old PCA cell, fits the two others, and rewrites the CSV in
+    # today's columns before appending to it
+    (tmp_path / "results_digits.csv").write_text(OLD_CSV)
     env = dict(os.environ, MPLBACKEND="Agg")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, str(ROOT / "benchmarks" / "compare_pca.py"), "--n-components",
                "2", "--max-iter", "2", "--models", "PCA", "KernelPCA", "Autoencoder",
-               "--out", str(tmp_path)]
+               "--out", str(tmp_path), "--resume"]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=600, check=False)
     assert done.returncode == 0, f"compare_pca failed:\n{done.stdout}\n{done.stderr}"
     with open(tmp_path / "results_digits.csv", newline="") as f:
-        rows = {row["model"]: row for row in csv.DictReader(f)}
+        reader = csv.DictReader(f)
+        rows = {row["model"]: row for row in reader}
+    assert "settings" in reader.fieldnames and None not in rows["Autoencoder"]
     assert set(rows) == {"PCA", "KernelPCA", "Autoencoder"}
+    assert rows["PCA"]["fit_time_s"] == "0.01"  # carried over, not refitted
     for row in rows.values():
         # each cell ran in its own process and measured its own fit
         assert 0 <= float(row["peak_fit_mb"]) < 2000
@@ -56,3 +69,26 @@ def test_cells_run_in_their_own_process_and_report_failures():
         compare_pca.in_fresh_process(divmod, 1, 0)
     with pytest.raises(RuntimeError, match="died"):
         compare_pca.in_fresh_process(os._exit, 3)
+
+
+def test_an_interrupted_cell_does_not_outlive_the_parent():
+    import multiprocessing
+    import signal
+    import time
+
+    compare_pca = _load_compare_pca()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    start = time.perf_counter()
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            compare_pca.in_fresh_process(time.sleep, 60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 30
+    assert not multiprocessing.active_children()
