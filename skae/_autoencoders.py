@@ -460,8 +460,8 @@ class SparseAutoencoder(BaseAutoencoder):
                              f"{activation!r}; use sparsity='l1' for other activations.")
         return activation
 
-    def _build_architecture(self, n_features):
-        architecture = super()._build_architecture(n_features)
+    def _build_architecture(self, n_features, image_shape):
+        architecture = super()._build_architecture(n_features, image_shape)
         if self.sparsity != "kl":
             return architecture
         # The decoder reads code / rho: a unit active at rate rho enters it at unit scale, so

@@ -16,6 +16,7 @@ a few small hooks rather than methods:
 
 import contextlib
 import copy
+import dataclasses
 import math
 from numbers import Integral, Real
 
@@ -56,6 +57,10 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
+
+# the parameter behind each field of an Architecture that differs from the parameter's name
+_ARCHITECTURE_PARAMS = {"n_features": "the number of features", "code_width": "n_components",
+                        "code_size": "n_components", "code_scale": "sparsity_target"}
 # activations of the widest layer per inference batch (16 MiB of float32): 334 rows for the
 # chapter's conv net, whose transform took 0.86-0.96x as long as with 8 MiB (167 rows);
 # the dense nets, whose batches grow to the 4,096-row cap (from 2,674 and 2,097 rows),
@@ -135,8 +140,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     def partial_fit(self, X, y=None):
         """Train one epoch over ``X``, continuing from the current weights.
 
-        The first call fixes the loss, the scaling and the network; there is no early
-        stopping and no ``ConvergenceWarning``; ``n_iter_`` grows by one per call.
+        The first call fixes the loss, the scaling and the network; later calls check
+        the parameters as :meth:`fit` does, and refuse those that would shape another
+        network (``ValueError``). There is no early stopping and no
+        ``ConvergenceWarning``; ``n_iter_`` grows by one per call.
 
         Parameters
         ----------
@@ -152,6 +159,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The updated estimator.
         """
         first = not hasattr(self, "encoder_")
+        if not first:  # sklearn's _fit_context validates them at a first partial_fit only
+            self._validate_params()
         with _unchanged_on_error(self):
             X = self._validate_X(X, reset=first)
             if first:
@@ -250,6 +259,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Codes are drawn from a Gaussian fitted to the training codes (mean and full
         covariance, plus a small ridge); the variational autoencoder draws from its prior.
+        :meth:`fit` encodes its ``X`` once after training; :meth:`partial_fit` pools the
+        codes of every chunk it was given, each encoded by the network as it was after
+        that call, as for a stream. Passes of :meth:`partial_fit` over the same data pool
+        them too, so the Gaussian lags behind the current network; a warm-start
+        :meth:`fit` (``warm_start=True``) recomputes it from its ``X`` alone.
 
         Parameters
         ----------
@@ -385,7 +399,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if self.loss_ == "bce" and not _in_unit_interval(X):
             raise ValueError(
                 "loss='bce' (binary cross-entropy) needs data in [0, 1], but X has values "
-                "outside it; scale X to [0, 1] (e.g. MinMaxScaler) or use loss='mse'.")
+                "outside it; scale X to [0, 1] with MinMaxScaler(clip=True) (without clip, "
+                "data not seen in its fit, such as a validation fold, can fall outside) or "
+                "use loss='mse'.")
 
     def _initialize(self, X):
         """Resolve loss, scaling, device and architecture; build networks; reset history."""
@@ -397,7 +413,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._x_mean, self._x_scale = _scaling_stats(X)
         self._scaling_cache = {}
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
-        self._architecture = self._build_architecture(X.shape[1])
+        self._architecture = self._build_architecture(X.shape[1], self.image_shape_)
         self.n_components_ = self._architecture.code_size
         self._seed = shared_seed(int(check_random_state(self.random_state).randint(_SEED_MAX)))
         generator = torch.Generator().manual_seed(self._seed)
@@ -409,10 +425,31 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Check, before any weight changes, what training ``X`` with the current
         parameters needs: on every :meth:`fit` and :meth:`partial_fit`, so a parameter set
         after a first fit is checked when training goes on. Variants extend it."""
+        self._check_network_unchanged(X.shape[1])
         if early_stopping:
             _validation_size(X.shape[0], self.validation_fraction)
         if self.loss_ != "bce":  # BCE data lie in [0, 1], checked already
             _check_float32_training(X, self._x_scale)
+
+    def _check_network_unchanged(self, n_features):
+        """Refuse parameters that would shape another network than the one built.
+
+        A warm-start :meth:`fit` and :meth:`partial_fit` train the network of the first
+        fit; a changed ``n_components``, layer, activation or loss would otherwise be
+        ignored while ``get_params`` shows it.
+        """
+        built = self._architecture
+        wanted = self._build_architecture(n_features, self._resolve_image_shape(n_features))
+        changed = [_ARCHITECTURE_PARAMS.get(f.name, f.name) for f in dataclasses.fields(built)
+                   if getattr(built, f.name) != getattr(wanted, f.name)]
+        if self.loss not in ("auto", self.loss_):
+            changed.append("loss")
+        if changed:
+            names = ", ".join(dict.fromkeys(changed))
+            raise ValueError(
+                f"{names} changed since the network was built; warm_start=True and "
+                "partial_fit continue training that network. Fit with warm_start=False (or "
+                "a clone of the estimator) to build a new one.")
 
     def _follow_device(self):
         """Move a fitted model's networks once ``device`` names another device.
@@ -454,11 +491,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             return (side, side, 1)
         return (1, n_features, 1) if self.conv_filters else None
 
-    def _build_architecture(self, n_features):
+    def _build_architecture(self, n_features, image_shape):
         hidden = _positive_int_tuple(self.hidden_layer_sizes, "hidden_layer_sizes")
         filters = _positive_int_tuple(self.conv_filters, "conv_filters")
         if self.n_components is None:
-            code_size = hidden[-1] if hidden else conv_output_size(self.image_shape_, filters)
+            code_size = hidden[-1] if hidden else conv_output_size(image_shape, filters)
             code_width = None
         else:
             code_size = int(self.n_components)
@@ -466,7 +503,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return Architecture(
             n_features=n_features, code_width=code_width, code_size=code_size,
             hidden_layer_sizes=hidden, conv_filters=filters, kernel_size=self.kernel_size,
-            image_shape=self.image_shape_ if filters else None, activation=self.activation,
+            image_shape=image_shape if filters else None, activation=self.activation,
             code_activation=self._resolve_code_activation())
 
     def _train(self, X, epochs, early_stopping):

@@ -93,6 +93,9 @@ _TRAINING_PARAMS = """\
 
     warm_start : bool, default=False
         Continue training from the current weights and optimizer state on :meth:`fit`.
+        The network keeps the shape it was built with: a warm start (or a later
+        :meth:`partial_fit`) after ``n_components``, a layer, an activation or ``loss``
+        changed raises ``ValueError``.
 
     device : str, default="cpu"
         Torch device to train and infer on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...;

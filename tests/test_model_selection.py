@@ -100,3 +100,21 @@ def test_cross_val_score_uses_the_reconstruction_score(unit_data):
     train = np.setdiff1d(np.arange(len(unit_data)), first_test)
     expected = clone(ae).fit(unit_data[train]).score(unit_data[first_test])
     assert scores[0] == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_search_scaled_by_minmax_scaler_with_clip_scores_every_fold():
+    # BCE's score needs [0, 1]; a plain MinMaxScaler can map a held-out fold outside the
+    # range it saw, and the search would get NaN for that fold: the error says to clip
+    from sklearn.preprocessing import MinMaxScaler
+
+    X = load_digits().data[:300]
+    grid = {"reduce__n_components": [2, 8]}
+
+    def search(scaler):
+        pipe = Pipeline([("scale", scaler), ("reduce", Autoencoder(max_iter=2, random_state=0))])
+        return GridSearchCV(pipe, grid, cv=3, error_score="raise").fit(X)
+
+    with pytest.raises(ValueError, match=r"MinMaxScaler\(clip=True\)"):
+        search(MinMaxScaler())
+    scores = search(MinMaxScaler(clip=True)).cv_results_["mean_test_score"]
+    assert np.all(np.isfinite(scores))

@@ -518,6 +518,60 @@ def test_training_parameters_set_after_a_fit_are_checked_when_training_goes_on(u
     assert deep.jacobian_ == "projection" and deep.n_iter_ == 2
 
 
+@pytest.mark.parametrize("make, bad", [
+    (lambda: __import__("skae").DenoisingAutoencoder(3), dict(noise="foo")),
+    (lambda: __import__("skae").VariationalAutoencoder(3), dict(beta=-1.0)),
+    (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_weight=-1.0)),
+    (lambda: Autoencoder(3), dict(batch_size=0)),
+    (lambda: Autoencoder(3), dict(solver="foo")),
+    (lambda: Autoencoder(3), dict(shuffle="no")),
+], ids=["noise", "beta", "sparsity_weight", "batch_size", "solver", "shuffle"])
+def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make, bad):
+    # sklearn's _fit_context validates at a first partial_fit only: a later call ran with
+    # an invalid objective (noise="foo" as salt-and-pepper, beta=-1 maximising the KL)
+    ae = make().set_params(max_iter=1, random_state=0).fit(unit_data)
+    weights = [p.clone() for p in ae.encoder_.parameters()]
+    with pytest.raises(InvalidParameterError, match=f"'{next(iter(bad))}' parameter"):
+        ae.set_params(**bad).partial_fit(unit_data)
+    assert ae.n_iter_ == 1
+    assert all(torch.equal(a, b) for a, b in zip(weights, ae.encoder_.parameters()))
+
+
+@pytest.mark.parametrize("method", ["partial_fit", "fit"])
+@pytest.mark.parametrize("make, changed, names", [
+    (lambda: Autoencoder(3), dict(n_components=5), "n_components"),
+    (lambda: Autoencoder(3), dict(hidden_layer_sizes=(8,)), "hidden_layer_sizes"),
+    (lambda: Autoencoder(3, code_activation="identity"), dict(activation="tanh"),
+     "activation"),
+    (lambda: Autoencoder(3), dict(loss="mse"), "loss"),
+    (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_target=0.2),
+     "sparsity_target"),
+    (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
+     dict(image_shape=(4, 3)), "image_shape"),
+    (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
+     dict(kernel_size=5), "kernel_size"),
+], ids=["n_components", "layers", "activation", "loss", "sparsity_target", "image_shape",
+        "kernel_size"])
+def test_continued_training_refuses_parameters_that_shape_another_network(
+        unit_data, method, make, changed, names):
+    # the network of the first fit would be trained on while get_params showed another
+    ae = make().set_params(max_iter=1, random_state=0, warm_start=True).fit(unit_data)
+    before = ae.transform(unit_data)
+    with pytest.raises(ValueError, match=re.escape(names) + " changed since the network"):
+        getattr(ae.set_params(**changed), method)(unit_data)
+    assert ae.n_iter_ == 1
+    np.testing.assert_array_equal(ae.transform(unit_data), before)
+    # a parameter that does not shape the network is taken as it is
+    ae.set_params(**make().get_params()).set_params(max_iter=1, learning_rate_init=0.01,
+                                                    batch_size=7, warm_start=True)
+    getattr(ae, method)(unit_data)
+    assert ae.n_iter_ == 2
+    # and a fit that is not a warm start builds the new network
+    if method == "fit":
+        ae.set_params(warm_start=False, **changed).fit(unit_data)
+        assert ae.n_iter_ == 1
+
+
 def test_best_loss_says_how_the_model_was_trained_not_the_current_parameter(unit_data):
     ae = Autoencoder(3, max_iter=2, early_stopping=True, random_state=0).fit(unit_data)
     assert ae.best_loss_ is None and ae.set_params(early_stopping=False).best_loss_ is None
