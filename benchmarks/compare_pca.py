@@ -35,7 +35,7 @@ the cells already there.
 
 Usage::
 
-    python benchmarks/compare_pca.py                       # digits, offline, ~5 minutes
+    python benchmarks/compare_pca.py                       # digits, offline, ~4 minutes
     SKAE_DATA=../shared/data python benchmarks/compare_pca.py --dataset mnist
 
 To compare another estimator, add a factory to ``make_registry``.
@@ -287,14 +287,15 @@ def in_fresh_process(function, *args):
     send.close()
     try:
         ok, value = receive.recv()
-    except EOFError:
+    except EOFError:  # the child died without a word
+        ok, value = None, None
+    except BaseException:  # interrupted here (Ctrl-C): do not leave the cell running
+        process.terminate()
         process.join()
-        raise RuntimeError(f"the cell's process died (exit code {process.exitcode})") from None
-    finally:
-        if process.is_alive() and process.exitcode is None:
-            # interrupted here (Ctrl-C, an error): do not leave the cell running
-            process.terminate()
-        process.join()
+        raise
+    process.join()
+    if ok is None:
+        raise RuntimeError(f"the cell's process died (exit code {process.exitcode})")
     if not ok:
         raise RuntimeError(f"the cell failed in its process:\n{value}")
     return value

@@ -440,8 +440,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         built = self._architecture
         wanted = self._build_architecture(n_features, self._resolve_image_shape(n_features))
+        unused = set()  # fields the built network does not read
+        if not built.conv_filters:
+            unused.add("kernel_size")
+            if not built.hidden_layer_sizes:  # one layer each way: only the code's activation
+                unused.add("activation")
         changed = [_ARCHITECTURE_PARAMS.get(f.name, f.name) for f in dataclasses.fields(built)
-                   if getattr(built, f.name) != getattr(wanted, f.name)]
+                   if f.name not in unused and getattr(built, f.name) != getattr(wanted, f.name)]
         if self.loss not in ("auto", self.loss_):
             changed.append("loss")
         if changed:

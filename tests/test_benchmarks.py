@@ -65,6 +65,7 @@ def test_cells_run_in_their_own_process_and_report_failures():
     compare_pca = _load_compare_pca()
     assert compare_pca.in_fresh_process(os.getpid) != os.getpid()
     assert compare_pca.in_fresh_process(divmod, 7, 2) == (3, 1)
+    assert compare_pca.in_fresh_process(print, "a result of None") is None
     with pytest.raises(RuntimeError, match="ZeroDivisionError"):
         compare_pca.in_fresh_process(divmod, 1, 0)
     with pytest.raises(RuntimeError, match="died"):

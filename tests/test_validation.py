@@ -541,8 +541,8 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
 @pytest.mark.parametrize("make, changed, names", [
     (lambda: Autoencoder(3), dict(n_components=5), "n_components"),
     (lambda: Autoencoder(3), dict(hidden_layer_sizes=(8,)), "hidden_layer_sizes"),
-    (lambda: Autoencoder(3, code_activation="identity"), dict(activation="tanh"),
-     "activation"),
+    (lambda: Autoencoder(3, hidden_layer_sizes=(4,), code_activation="identity"),
+     dict(activation="tanh"), "activation"),
     (lambda: Autoencoder(3), dict(loss="mse"), "loss"),
     (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_target=0.2),
      "sparsity_target"),
@@ -570,6 +570,15 @@ def test_continued_training_refuses_parameters_that_shape_another_network(
     if method == "fit":
         ae.set_params(warm_start=False, **changed).fit(unit_data)
         assert ae.n_iter_ == 1
+
+
+def test_continued_training_takes_parameters_the_network_does_not_read(unit_data):
+    # one dense layer each way reads only the code's activation, and no kernel size
+    ae = Autoencoder(3, code_activation="logistic", max_iter=1, random_state=0,
+                     warm_start=True).fit(unit_data)
+    ae.set_params(kernel_size=5, activation="tanh").fit(unit_data)
+    ae.partial_fit(unit_data)
+    assert ae.n_iter_ == 3
 
 
 def test_best_loss_says_how_the_model_was_trained_not_the_current_parameter(unit_data):
