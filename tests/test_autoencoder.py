@@ -164,6 +164,25 @@ def test_partial_fit_epochs_equal_fit_epochs(unit_data):
     np.testing.assert_array_equal(full.transform(unit_data), inc.transform(unit_data))
 
 
+def test_each_epoch_shuffles_afresh(unit_data, monkeypatch):
+    # re-seeding with the seed alone (not seed + epoch) would repeat one order every epoch
+    import skae._training as training
+
+    orders = []
+    batch_indices = training.batch_indices
+
+    def spy(indices, batch_size, generator=None):
+        batches = batch_indices(indices, batch_size, generator)
+        orders.append(np.concatenate(batches))
+        return batches
+
+    monkeypatch.setattr(training, "batch_indices", spy)
+    Autoencoder(3, max_iter=2, batch_size=50, random_state=0).fit(unit_data)
+    assert len(orders) == 2
+    assert sorted(orders[0]) == list(range(200)) and sorted(orders[1]) == list(range(200))
+    assert not np.array_equal(orders[0], orders[1])
+
+
 def test_warm_start_continues_with_the_optimizer_state(unit_data):
     """2 + 2 warm-started epochs are exactly 4 epochs: weights *and* Adam's moments carry."""
     four = Autoencoder(3, max_iter=4, batch_size=50, random_state=0).fit(unit_data)

@@ -362,11 +362,80 @@ def fitted_vae():
     return vae, X
 
 
+def test_vae_training_code_has_the_posterior_spread():
+    # z = mean + exp(log_var / 2) * eps: for log variances near 2 ln 3 and 2 ln 0.5 the
+    # draws spread by about 3 and 0.5 (exp(log_var) would give 9 and 0.25)
+    vae = VariationalAutoencoder(2, beta=0.5)
+    raw = np.array([2 * np.log(3.0), 2 * np.log(0.5)])
+    encoded = torch.tensor([[1.0, -2.0, *raw]], dtype=torch.float32).repeat(20_000, 1)
+    z, terms = vae._sample_code(encoded, torch.Generator().manual_seed(0))
+    log_var = 10 * np.tanh(raw / 10)  # the encoder's raw output, bounded to [-10, 10]
+    np.testing.assert_allclose(z.mean(0).numpy(), [1.0, -2.0], atol=0.05)
+    np.testing.assert_allclose(z.std(0).numpy(), np.exp(log_var / 2), rtol=0.02)
+    kl = 0.5 * (np.array([1.0, 4.0]) + np.exp(log_var) - 1 - log_var).sum()
+    assert float(terms["kl"]) == pytest.approx(0.5 * kl, rel=1e-5)  # beta times the KL
+
+
+def test_vae_score_is_the_one_draw_elbo(fitted_vae):
+    """score_samples = -(BCE of the decoded draw + KL), the draw from the fit's seed,
+    recomputed here in float64 with numpy's BCE."""
+    import copy
+
+    vae, X = fitted_vae
+    encoder = copy.deepcopy(vae.encoder_).double()
+    decoder = copy.deepcopy(vae.decoder_).double()
+    with torch.no_grad():
+        mean, log_var = vae._posterior(encoder(vae._scaler(torch.from_numpy(X), "normalize")))
+        eps = torch.randn(2, generator=torch.Generator().manual_seed(vae._seed)).double()
+        p = torch.sigmoid(decoder(mean + torch.exp(0.5 * log_var) * eps)).numpy()
+    mean, log_var = mean.numpy(), log_var.numpy()
+    kl = 0.5 * (mean**2 + np.exp(log_var) - 1 - log_var).sum(axis=1)
+    bce = -(X * np.log(p) + (1 - X) * np.log1p(-p)).sum(axis=1)
+    np.testing.assert_allclose(vae.score_samples(X), -(bce + kl), rtol=1e-5)
+
+
+def test_denoiser_encodes_the_clean_input(unit_data):
+    # corruption is for training only: transform encodes X as it is
+    dae = DenoisingAutoencoder(3, noise="masking", noise_level=0.5, max_iter=3,
+                               random_state=0).fit(unit_data)
+    with torch.no_grad():
+        expected = dae.encoder_(dae._scaler(torch.from_numpy(unit_data), "normalize")).numpy()
+    np.testing.assert_allclose(dae.transform(unit_data), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_each_epoch_corrupts_afresh(unit_data, monkeypatch):
+    masks = []
+    corrupt = DenoisingAutoencoder._corrupt
+
+    def spy(self, x, generator):
+        out = corrupt(self, x, generator)
+        masks.append((out == 0) & (x != 0))
+        return out
+
+    monkeypatch.setattr(DenoisingAutoencoder, "_corrupt", spy)
+    DenoisingAutoencoder(3, noise="masking", noise_level=0.3, max_iter=2, batch_size=200,
+                         shuffle=False, random_state=0).fit(unit_data)
+    assert len(masks) == 2 and not torch.equal(masks[0], masks[1])
+
+
+def test_the_projection_penalty_of_the_estimator_is_unbiased(unit_data):
+    # the estimator's own draws (not a test's randn_like) average to the exact norm
+    cae = ContractiveAutoencoder(3, hidden_layer_sizes=(8,), jacobian="projection",
+                                 contraction_weight=1.0, max_iter=1, random_state=0)
+    cae.fit(unit_data)
+    x = torch.from_numpy(unit_data[:20])
+    exact = float(_losses.jacobian_frobenius(cae.encoder_, x, create_graph=False).mean())
+    generator = torch.Generator().manual_seed(0)
+    draws = np.array([float(cae._penalties(x, None, generator)["contraction"].detach())
+                      for _ in range(2000)])
+    assert abs(draws.mean() - exact) < 4 * draws.std() / np.sqrt(len(draws))
+
+
 def test_vae_transform_is_the_posterior_mean(fitted_vae):
     vae, X = fitted_vae
     x_net = vae._scaler(torch.from_numpy(X[:10]).float(), "normalize")  # the encoder's input
     encoded = vae.encoder_(x_net).detach().numpy()
-    np.testing.assert_allclose(vae.transform(X[:10].astype(np.float32)), encoded[:, :2], rtol=1e-6)
+    np.testing.assert_allclose(vae.transform(X[:10].astype(np.float32)), encoded[:, :2], rtol=1e-5)
     np.testing.assert_array_equal(vae.transform(X), vae.transform(X))
 
 
