@@ -395,7 +395,7 @@ class Trainer:
             validation_score=None):
         """Train up to ``max_epochs`` epochs; returns why it stopped.
 
-        The reason is ``"converged"`` (no improvement of more than ``tol`` for more than
+        The reason is ``"converged"`` (no improvement of at least ``tol`` for more than
         ``n_iter_no_change`` epochs, on ``validation_score()`` when given, else on the
         training loss), ``"max_iter"``, ``"diverged"`` (a non-finite loss or weight: the
         weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the

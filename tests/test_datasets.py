@@ -1,6 +1,7 @@
 """Tests for skae.datasets."""
 
 import gzip
+import hashlib
 import inspect
 import io
 import os
@@ -428,3 +429,28 @@ def test_checksum_constants_match_sha256sums():
         reversed(line.split()) for line in sums_file.read_text().splitlines() if line
     )
     assert {k: sums[k] for k in MNIST_FILES} == datasets._MNIST_SHA256
+
+
+def _write_idx_gz(path, magic, dims, data):
+    raw = struct.pack(f">I{len(dims)}I", magic, *dims) + bytes(data)
+    path.write_bytes(gzip.compress(raw))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_label_count_unlike_the_image_count_is_refused(tmp_path, monkeypatch):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    images, labels = datasets._MNIST_FILES["test"]
+    checksums = {
+        images: _write_idx_gz(folder / images, 2051, (3, 28, 28), np.zeros(3 * 784, np.uint8)),
+        labels: _write_idx_gz(folder / labels, 2049, (2,), [1, 2]),
+    }
+    for name, digest in checksums.items():  # these small files stand in for the real ones
+        monkeypatch.setitem(datasets._MNIST_SHA256, name, digest)
+    with pytest.raises(ValueError, match="3 images but .* 2 labels"):
+        datasets.load_mnist("test", data_home=tmp_path, download=False)
+    # the same files with matching counts load (the refusal is about the counts)
+    monkeypatch.setitem(datasets._MNIST_SHA256, labels,
+                        _write_idx_gz(folder / labels, 2049, (3,), [1, 2, 3]))
+    X, y = datasets.load_mnist("test", data_home=tmp_path, download=False, return_X_y=True)
+    assert X.shape == (3, 784) and list(y) == [1, 2, 3]
