@@ -708,9 +708,13 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return result
 
     def _inference_batch_size(self):
-        """Rows per inference batch: the widest layer's activations stay within budget."""
+        """Rows per inference batch: the widest layer's activations stay within budget.
+
+        The code layer counts too: an overcomplete code (or a VAE's mean and log-variance,
+        twice the code size) can be the widest.
+        """
         arch = self._architecture
-        widths = [arch.n_features, *arch.hidden_layer_sizes]
+        widths = [arch.n_features, *arch.hidden_layer_sizes, arch.code_width or 0]
         if arch.conv_filters:
             sizes = conv_geometry(arch.image_shape, len(arch.conv_filters))
             widths += [c * h * w for c, (h, w) in zip(arch.conv_filters, sizes)]

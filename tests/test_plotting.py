@@ -305,3 +305,32 @@ def test_filters_draw_weights_of_constant_features_as_zero(images):
     assert np.ptp(plain.filters[:, :8]) > 0  # random initial weights, never trained
     np.testing.assert_array_equal(masked.filters[:, :8], 0.0)
     np.testing.assert_array_equal(masked.filters[:, 8:], weights[:, 8:])
+
+
+def test_reconstruction_display_of_a_dataframe_shows_its_first_rows():
+    """Kills: a DataFrame of images sliced to other rows than its first n_samples."""
+    pd = pytest.importorskip("pandas")
+
+    images = np.random.RandomState(0).rand(12, 16).astype(np.float32)
+    frame = pd.DataFrame(images, columns=[f"p{i}" for i in range(16)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(2, max_iter=2, random_state=0).fit(frame)
+    disp = ReconstructionDisplay.from_estimator(ae, frame, n_samples=3)
+    np.testing.assert_allclose(disp.X, images[:3])
+    np.testing.assert_allclose(disp.X_reconstructed,
+                               ae.inverse_transform(ae.transform(frame.iloc[:3])), rtol=1e-5)
+    mosaic = np.ma.getdata(disp.ax_.images[0].get_array())
+    np.testing.assert_allclose(mosaic[:4, 5:9], images[1].reshape(4, 4))
+
+
+def test_latent_space_numeric_labels_colour_points_by_their_value():
+    """Kills: float labels (or more than 20 integer classes) coloured by rank, not value."""
+    rng = np.random.RandomState(0)
+    Z = rng.randn(60, 2)
+    y = rng.rand(60) ** 3  # uneven values: ranks differ from values
+    disp = LatentSpaceDisplay(Z, y).plot()
+    np.testing.assert_allclose(disp.scatter_.get_array(), y)
+    many = (np.arange(60) % 30) * 7  # 30 integer classes: a colour scale of the values
+    disp = LatentSpaceDisplay(Z, many).plot()
+    np.testing.assert_allclose(disp.scatter_.get_array(), many)
