@@ -515,3 +515,25 @@ def test_transform_folds_the_standardisation_into_the_first_layer_exactly(tabula
         expected = encoder(ae._scaler(torch.from_numpy(X), "normalize")).numpy()
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(ae.transform(X), expected, rtol=rtol, atol=rtol)
+
+
+def test_partial_fit_pools_code_statistics_over_calls(unit_data):
+    # each partial_fit adds its chunk's codes (by the network after that call) to the pool
+    ae = Autoencoder(3, random_state=0).partial_fit(unit_data[:120])
+    first = ae.transform(unit_data[:120]).astype(np.float64)  # network as after call 1
+    ae.partial_fit(unit_data[120:])
+    second = ae.transform(unit_data[120:]).astype(np.float64)
+    codes = np.vstack([first, second])
+    count, mean, scatter = ae._code_stats
+    assert count == 200
+    np.testing.assert_allclose(mean, codes.mean(0), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(scatter / (count - 1), np.cov(codes.T), rtol=1e-5, atol=1e-9)
+
+
+def test_sample_uses_the_unbiased_code_covariance(unit_data):
+    # the covariance is the scatter over count - 1 (here exactly I): draws are mean + N(0, I)
+    ae = Autoencoder(2, max_iter=1, random_state=0).fit(unit_data)
+    ae._code_stats = (3, np.array([1.0, -2.0]), 2.0 * np.eye(2))  # covariance exactly I
+    draws = ae._draw_codes(5, np.random.RandomState(0))
+    expected = np.array([1.0, -2.0]) + np.random.RandomState(0).standard_normal((5, 2))
+    np.testing.assert_allclose(draws, expected, rtol=1e-5)

@@ -213,3 +213,16 @@ def test_a_reconstruction_outside_the_input_space_is_a_value_error(tabular_data)
     broken = DropsAFeature().fit(tabular_data)
     with pytest.raises(ValueError, match=r"shape \(200, 9\), but X has shape \(200, 10\)"):
         reconstruction_mse(broken, tabular_data)
+
+
+def test_metrics_sum_over_every_block_also_for_sparse_input(unit_data, monkeypatch):
+    # the sums run over every block of rows, dense or sparse
+    X = np.where(unit_data > 0.5, unit_data, 0).astype(np.float64)
+    svd = TruncatedSVD(3, random_state=0).fit(X)
+    X_hat = svd.inverse_transform(svd.transform(X))
+    mse = np.mean((X - X_hat) ** 2)
+    r2 = 1 - np.sum((X - X_hat) ** 2) / np.sum((X - X.mean(0)) ** 2)
+    monkeypatch.setattr(skae.metrics, "_BLOCK_ENTRIES", 12 * 7)  # 29 blocks of 7 rows
+    for data in (X, sp.csr_matrix(X), sp.csc_matrix(X)):
+        np.testing.assert_allclose(reconstruction_mse(svd, data), mse, rtol=1e-10)
+        np.testing.assert_allclose(reconstruction_r2(svd, data), r2, rtol=1e-10)

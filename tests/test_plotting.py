@@ -334,3 +334,12 @@ def test_latent_space_numeric_labels_colour_points_by_their_value():
     many = (np.arange(60) % 30) * 7  # 30 integer classes: a colour scale of the values
     disp = LatentSpaceDisplay(Z, many).plot()
     np.testing.assert_allclose(disp.scatter_.get_array(), many)
+
+
+def test_filter_display_shows_input_channel_zero_of_conv_kernels():
+    # multi-channel conv kernels: input channel 0 of each, each tile scaled on its own
+    K = np.random.RandomState(0).rand(4, 3, 3, 3)
+    disp = FilterDisplay(K).plot()
+    lo = K[:, 0].min(axis=(1, 2), keepdims=True)
+    span = K[:, 0].max(axis=(1, 2), keepdims=True) - lo
+    np.testing.assert_allclose(disp.tiles_, (K[:, 0] - lo) / span)
