@@ -59,8 +59,8 @@ from ._training import (
 _SEED_MAX = np.iinfo(np.int32).max
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
-_ARCHITECTURE_PARAMS = {"n_features": "the number of features", "code_width": "n_components",
-                        "code_size": "n_components", "code_scale": "sparsity_target"}
+_ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components",
+                        "code_scale": "sparsity_target"}
 # activations of the widest layer per inference batch (16 MiB of float32): 334 rows for the
 # chapter's conv net, whose transform took 0.86-0.96x as long as with 8 MiB (167 rows);
 # the dense nets, whose batches grow to the 4,096-row cap (from 2,674 and 2,097 rows),
