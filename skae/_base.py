@@ -529,14 +529,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             networks, self._objective(generator), optimizer, self.batch_size,
             shuffle=self.shuffle, generator=generator, seed=self._seed, verbose=self.verbose,
             graphs=self._replayable_steps(), **extra)
-        reason = trainer.fit(
-            source, indices, self._state, epochs,
-            tol=self.tol * (self._score_scale() if early_stopping else 1.0),
-            n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
-            validation_score=validation_score)
-        networks.eval()
-        self._optimizer_state = (self.solver, optimizer.state_dict())
-        return reason
+        try:
+            return trainer.fit(
+                source, indices, self._state, epochs,
+                tol=self.tol * (self._score_scale() if early_stopping else 1.0),
+                n_iter_no_change=self.n_iter_no_change if epochs > 1 else None,
+                validation_score=validation_score)
+        finally:  # also after an error: the optimizer state of the weights kept
+            networks.eval()
+            self._optimizer_state = (self.solver, optimizer.state_dict())
 
     def _replayable_steps(self):
         """Whether a training step may be captured in a CUDA graph and replayed on a GPU.
@@ -864,7 +865,7 @@ def _positive_int_tuple(value, name):
 
 def _resolve_device(device):
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError, TypeError) as exc:
@@ -878,6 +879,8 @@ def _resolve_device(device):
     n_cuda = torch.cuda.device_count() if resolved.type == "cuda" else 0
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= n_cuda:
         raise ValueError(f"device={device!r}: only {torch.cuda.device_count()} CUDA devices exist.")
+    if resolved.type == "cuda" and resolved.index is None:  # pinned: every tensor on one GPU
+        resolved = torch.device("cuda", torch.cuda.current_device())
     return str(resolved)
 
 

@@ -99,7 +99,8 @@ _TRAINING_PARAMS = """\
 
     device : str, default="cpu"
         Torch device to train and infer on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...;
-        ``"auto"`` takes CUDA when available.
+        ``"auto"`` takes CUDA when available. ``"cuda"`` is the current CUDA device
+        when the model is fitted or used, and ``device_`` names it with its index.
 """
 
 _ATTRIBUTES = """\
@@ -121,7 +122,7 @@ _ATTRIBUTES = """\
         The resolved ``(height, width, channels)`` of a sample, if any.
 
     device_ : str
-        The torch device the networks live on.
+        The torch device the networks live on (``"cpu"``, ``"cuda:0"``, ...).
 
     encoder_, decoder_ : torch.nn.Module
         The trained networks; the decoder outputs logits for ``loss_="bce"``. Call them as

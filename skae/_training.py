@@ -85,8 +85,8 @@ class BatchSource:
 
     An in-memory ``numpy.ndarray`` is wrapped once as a float32 tensor (no copy when it is
     already float32 and writable; one float32 copy otherwise) and, for an accelerator, moved
-    there once when it fits. Anything else that supports
-    ``X[indices]`` -- ``np.memmap``, scipy sparse matrices (densified per batch), zarr or
+    there once when it leaves a quarter of the free memory for training. Anything else that
+    supports ``X[indices]`` -- ``np.memmap``, scipy sparse matrices (densified per batch), zarr or
     dask arrays -- is read one batch at a time and cast to float32 per batch, so it is never
     loaded whole. Out-of-core arrays are read in index order and the rows then put back in
     the order asked for: a batch is the same, row for row, as from the in-memory array.
@@ -100,8 +100,8 @@ class BatchSource:
         if type(X) is np.ndarray and (X.dtype != np.float32 or X.flags.writeable):
             data = np.ascontiguousarray(X, dtype=np.float32)
             self._tensor = torch.from_numpy(data if shares_with_torch(data) else data.copy())
-            if self.device.type != "cpu":  # an accelerator: move the data once, if it fits
-                try:
+            if self.device.type != "cpu" and _leaves_headroom(self._tensor, self.device):
+                try:  # an accelerator: move the data once, if it fits
                     self._tensor = self._tensor.to(self.device)
                 except torch.cuda.OutOfMemoryError:  # gather batches from the host instead
                     pass
@@ -126,6 +126,20 @@ class BatchSource:
             rows = np.asarray(rows, dtype=np.float32)
             batch = torch.from_numpy(rows if order is None else rows[np.argsort(order)])
         return batch.to(self.device, non_blocking=True)
+
+
+def _leaves_headroom(tensor, device):
+    """Whether moving ``tensor`` to ``device`` leaves a quarter of its free memory.
+
+    The network, its optimizer state and a batch's activations need room beside the
+    data; without it the rows stay on the host and each batch is copied over. Free memory
+    counts what torch's allocator holds unused. Other accelerators are not asked.
+    """
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return tensor.nbytes <= 0.75 * free
 
 
 def shares_with_torch(a):
@@ -401,7 +415,8 @@ class Trainer:
         weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the
         weights of the last complete epoch are restored, so a half-done epoch or optimizer
         step never remains). With ``validation_score`` the best weights are restored at
-        the end.
+        the end. Any other error in an epoch (out of memory, say) also restores the
+        weights and optimizer state of the last complete epoch, then propagates.
         """
         try:
             return self._fit_epochs(source, indices, state, max_epochs, tol,
@@ -453,6 +468,10 @@ class Trainer:
             reason = "interrupted"
             if best is None and snapshot is not None:
                 self._restore(snapshot)
+        except BaseException:  # e.g. out of GPU memory: no half-done epoch stays behind
+            if snapshot is not None:
+                self._restore(snapshot)
+            raise
         if best is not None:
             self._restore(best)
         return reason

@@ -1,4 +1,4 @@
-"""Faults that must lose nothing: a real SIGINT in the middle of an epoch."""
+"""Faults that must lose nothing: a real SIGINT, or an error, in the middle of an epoch."""
 
 import json
 import os
@@ -7,7 +7,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,3 +81,45 @@ def test_sigint_mid_epoch_keeps_the_last_complete_epoch_and_warns(cls, params):
     assert result["same_as_two_epochs"]  # the weights of the last complete epoch, exactly
     assert result["finite_codes"]
     assert result["continued_curve"]
+
+
+class _OutOfMemory(RuntimeError):
+    pass
+
+
+def _params(model):
+    return [p.detach().clone() for net in (model.encoder_, model.decoder_)
+            for p in net.parameters()]
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+def test_an_error_mid_epoch_keeps_the_last_complete_epoch_and_its_optimizer_state(
+        monkeypatch, solver):
+    from skae import Autoencoder, _training
+
+    X = np.random.RandomState(0).rand(400, 12).astype(np.float32)
+    params = dict(n_components=3, batch_size=50, solver=solver, random_state=0)
+    original = _training.Trainer.batch_step
+    calls = {"n": 0}
+
+    def batch_step(self, batch):  # fails in the 5th batch of epoch 3 (8 batches an epoch)
+        calls["n"] += 1
+        if calls["n"] == 2 * 8 + 5:
+            raise _OutOfMemory("out of memory")
+        return original(self, batch)
+
+    monkeypatch.setattr(_training.Trainer, "batch_step", batch_step)
+    model = Autoencoder(max_iter=5, warm_start=True, **params)
+    with pytest.raises(_OutOfMemory):  # the error itself, unchanged
+        model.fit(X)
+    monkeypatch.undo()
+    two = Autoencoder(max_iter=2, **params).fit(X)
+    assert model.n_iter_ == 2 and model.loss_curve_ == two.loss_curve_
+    for got, expected in zip(_params(model), _params(two)):
+        assert torch.equal(got, expected)  # no half-done epoch
+    # the optimizer state went with them: going on trains as an uninterrupted fit does
+    model.set_params(max_iter=2).fit(X)
+    four = Autoencoder(max_iter=4, **params).fit(X)
+    assert model.loss_curve_ == four.loss_curve_
+    for got, expected in zip(_params(model), _params(four)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)

@@ -132,3 +132,96 @@ def test_cuda_graph_replay_with_partial_fit_and_early_stopping(monkeypatch):
                                rtol=1e-5)
     np.testing.assert_allclose(fits[True].transform(X), fits[False].transform(X), rtol=1e-4,
                                atol=1e-5)
+
+
+def test_cuda_is_pinned_to_the_current_device(unit_data):
+    current = f"cuda:{torch.cuda.current_device()}"
+    ae = Autoencoder(3, max_iter=1, device="cuda").fit(unit_data)
+    assert ae.device_ == current
+    assert Autoencoder(3, max_iter=1, device="auto").fit(unit_data).device_ == current
+    ae.set_params(device=current).transform(unit_data)  # one device by two names: no move
+    assert ae.device_ == current
+
+
+def test_the_data_stays_on_the_host_without_headroom(unit_data, monkeypatch):
+    from skae._training import BatchSource
+
+    _, total = torch.cuda.mem_get_info()
+    cpu = Autoencoder(3, max_iter=3, random_state=0).fit(unit_data)
+    for name in ("memory_reserved", "memory_allocated"):  # nothing held by torch's allocator
+        monkeypatch.setattr(torch.cuda, name, lambda device=None: 0)
+    monkeypatch.setattr(torch.cuda, "mem_get_info",
+                        lambda device=None: (unit_data.nbytes // 2, total))  # too little
+    source = BatchSource(unit_data, "cuda")
+    assert not source.on_gpu and source.take(np.arange(10)).is_cuda  # batch by batch
+    gpu = Autoencoder(3, max_iter=3, random_state=0, device="cuda").fit(unit_data)
+    np.testing.assert_allclose(gpu.loss_curve_, cpu.loss_curve_, rtol=1e-3)
+    monkeypatch.setattr(torch.cuda, "mem_get_info",
+                        lambda device=None: (2 * unit_data.nbytes, total))  # enough
+    assert BatchSource(unit_data, "cuda").on_gpu
+
+
+def test_a_model_moved_between_epochs_trains_as_one_fit(unit_data):
+    # Adam's step counts move with the model (fused: float32 on the parameters' device)
+    ae = Autoencoder(3, max_iter=3, warm_start=True, random_state=0).fit(unit_data)
+    ae.set_params(device="cuda").fit(unit_data)
+    steps = [s["step"] for s in ae._optimizer_state[1]["state"].values()]
+    assert all(s.is_cuda and s.dtype == torch.float32 and s.item() == 6 for s in steps)
+    ae.set_params(device="cpu", max_iter=2).fit(unit_data)
+    reference = Autoencoder(3, max_iter=8, random_state=0).fit(unit_data)
+    np.testing.assert_allclose(ae.loss_curve_, reference.loss_curve_, rtol=1e-3)
+
+
+def _networks(model):
+    return [p for net in (model.encoder_, model.decoder_) for p in net.parameters()]
+
+
+def test_a_graphed_fit_leaves_no_gradients_and_counts_its_steps():
+    X = np.random.RandomState(0).rand(1000, 12).astype(np.float32)  # 15 full batches + 40
+    ae = Autoencoder(3, batch_size=64, max_iter=2, warm_start=True, device="cuda",
+                     random_state=0).fit(X)
+    assert all(p.grad is None for p in _networks(ae))
+    steps = [s["step"].item() for s in ae._optimizer_state[1]["state"].values()]
+    assert steps == [2 * 16] * len(steps)  # every replay counted, once
+    ae.fit(X)  # and it captures afresh and goes on as op by op
+    skae._training.CUDA_GRAPHS = False
+    try:
+        eager = Autoencoder(3, batch_size=64, max_iter=4, device="cuda", random_state=0).fit(X)
+    finally:
+        skae._training.CUDA_GRAPHS = True
+    np.testing.assert_allclose(ae.loss_curve_, eager.loss_curve_, rtol=1e-5)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, torch.cuda.OutOfMemoryError])
+def test_a_graphed_epoch_cut_short_is_undone(monkeypatch, error):
+    X = np.random.RandomState(0).rand(1000, 12).astype(np.float32)
+    params = dict(batch_size=64, warm_start=True, device="cuda", random_state=0)
+    replay = torch.cuda.CUDAGraph.replay
+    replays = {"n": 0}
+
+    def failing_replay(graph):  # epoch 1 replays 12 steps (3 warm up): the 5th of epoch 2
+        replays["n"] += 1
+        if replays["n"] == 12 + 5:
+            raise error("cut short")
+        return replay(graph)
+
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "replay", failing_replay)
+    ae = Autoencoder(3, max_iter=3, **params)
+    if error is KeyboardInterrupt:
+        with pytest.warns(UserWarning, match="interrupted"):
+            ae.fit(X)
+    else:
+        with pytest.raises(error):
+            ae.fit(X)
+    monkeypatch.undo()
+    one = Autoencoder(3, max_iter=1, **params).fit(X)
+    assert ae.n_iter_ == 1
+    for got, expected in zip(_networks(ae), _networks(one)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    for got, expected in zip(ae._optimizer_state[1]["state"].values(),
+                             one._optimizer_state[1]["state"].values()):
+        assert got["step"].item() == expected["step"].item() == 16
+        torch.testing.assert_close(got["exp_avg_sq"], expected["exp_avg_sq"], rtol=0, atol=0)
+    ae.set_params(max_iter=2).fit(X)
+    three = Autoencoder(3, max_iter=3, **params).fit(X)
+    np.testing.assert_allclose(ae.loss_curve_, three.loss_curve_, rtol=1e-5)
