@@ -467,7 +467,7 @@ class SparseAutoencoder(BaseAutoencoder):
         # The decoder reads code / rho: a unit active at rate rho enters it at unit scale, so
         # its weights need not grow by 1/rho (Adam moves each weight by about the learning
         # rate per step, and would need many epochs to get there).
-        return dataclasses.replace(architecture, code_scale=1.0 / self.sparsity_target)
+        return dataclasses.replace(architecture, code_scale=1.0 / float(self.sparsity_target))
 
     def _initialize(self, X):
         super()._initialize(X)

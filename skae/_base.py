@@ -17,6 +17,7 @@ a few small hooks rather than methods:
 import contextlib
 import copy
 import dataclasses
+import functools
 import math
 from numbers import Integral, Real
 
@@ -59,13 +60,30 @@ from ._training import (
 _SEED_MAX = np.iinfo(np.int32).max
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
-_ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components",
-                        "code_scale": "sparsity_target"}
+_ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
 # activations of the widest layer per inference batch (16 MiB of float32): 334 rows for the
 # chapter's conv net, whose transform took 0.86-0.96x as long as with 8 MiB (167 rows);
 # the dense nets, whose batches grow to the 4,096-row cap (from 2,674 and 2,097 rows),
 # were unchanged (benchmarks/levers.py, "inference batch")
 _INFERENCE_VALUES = 2**22
+
+
+def _differs(built, wanted):
+    """Whether two values of an ``Architecture`` field differ; floats up to rounding (a
+    ``sparsity_target`` given as float32 comes back from ``skae.save`` as a float)."""
+    if isinstance(built, float) and isinstance(wanted, float):
+        return not math.isclose(built, wanted, rel_tol=1e-6)
+    return built != wanted
+
+
+def _with_autograd(method):
+    """``method`` with autograd on: a fit inside the caller's ``torch.no_grad()`` or
+    ``torch.inference_mode()`` block builds trainable weights and trains them."""
+    @functools.wraps(method)
+    def with_autograd(*args, **kwargs):
+        with torch.inference_mode(False), torch.enable_grad():
+            return method(*args, **kwargs)
+    return with_autograd
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -101,6 +119,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # ------------------------------------------------------------------ sklearn API
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @_with_autograd
     def fit(self, X, y=None):
         """Train the autoencoder on ``X``.
 
@@ -137,6 +156,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
+    @_with_autograd
     def partial_fit(self, X, y=None):
         """Train one epoch over ``X``, continuing from the current weights.
 
@@ -297,32 +317,43 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     @property
     def n_iter_(self):
         """Number of epochs trained so far."""
-        return self._state.n_iter
+        return self._history("n_iter_").n_iter
 
     @property
     def loss_curve_(self):
         """Training loss (the sum of the loss terms) per epoch."""
-        return list(self._state.loss_curve)
+        return list(self._history("loss_curve_").loss_curve)
 
     @property
     def loss_terms_(self):
         """Each named loss term per epoch, e.g. ``{"reconstruction": [...]}``."""
-        return {name: list(values) for name, values in self._state.loss_terms.items()}
+        terms = self._history("loss_terms_").loss_terms
+        return {name: list(values) for name, values in terms.items()}
 
     @property
     def validation_scores_(self):
         """:meth:`score` on the validation split per epoch (``None`` without early stopping)."""
-        return list(self._state.validation_scores) or None
+        return list(self._history("validation_scores_").validation_scores) or None
 
     @property
     def best_loss_(self):
         """Lowest training loss reached (``None`` for a model trained with early stopping)."""
-        return None if self._state.validation_scores else self._state.best_loss
+        state = self._history("best_loss_")
+        return None if state.validation_scores else state.best_loss
 
     @property
     def best_validation_score_(self):
         """Best validation score reached (``None`` without early stopping)."""
-        return self._state.best_validation_score if self._state.validation_scores else None
+        state = self._history("best_validation_score_")
+        return state.best_validation_score if state.validation_scores else None
+
+    def _history(self, name):
+        """The training history behind the fitted attribute ``name``."""
+        try:
+            return self._state
+        except AttributeError:  # unfitted: name the attribute asked for, as sklearn does
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r}") from None
 
     # ------------------------------------------------------------------ hooks
 
@@ -428,8 +459,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._check_network_unchanged(X.shape[1])
         if early_stopping:
             _validation_size(X.shape[0], self.validation_fraction)
-        if self.loss_ != "bce":  # BCE data lie in [0, 1], checked already
-            _check_float32_training(X, self._x_scale)
+        # BCE data lie in [0, 1], checked already: only their spread can be out of range
+        _check_float32_training(X, self._x_scale, values=self.loss_ != "bce")
 
     def _check_network_unchanged(self, n_features):
         """Refuse parameters that would shape another network than the one built.
@@ -445,8 +476,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             unused.add("kernel_size")
             if not built.hidden_layer_sizes:  # one layer each way: only the code's activation
                 unused.add("activation")
-        changed = [_ARCHITECTURE_PARAMS.get(f.name, f.name) for f in dataclasses.fields(built)
-                   if f.name not in unused and getattr(built, f.name) != getattr(wanted, f.name)]
+        changed = [self._parameter_behind(f.name, built, wanted)
+                   for f in dataclasses.fields(built) if f.name not in unused
+                   and _differs(getattr(built, f.name), getattr(wanted, f.name))]
         if self.loss not in ("auto", self.loss_):
             changed.append("loss")
         if changed:
@@ -455,6 +487,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 f"{names} changed since the network was built; warm_start=True and "
                 "partial_fit continue training that network. Fit with warm_start=False (or "
                 "a clone of the estimator) to build a new one.")
+
+    def _parameter_behind(self, field, built, wanted):
+        """The parameter whose change gives the ``Architecture`` field ``field`` another value."""
+        if field == "code_scale":  # 1, or 1 / sparsity_target with sparsity="kl"
+            return "sparsity_target" if 1.0 not in (built.code_scale, wanted.code_scale) \
+                else "sparsity"
+        if field == "code_activation" and self.code_activation is None:
+            return "activation"  # which the code's activation follows
+        return _ARCHITECTURE_PARAMS.get(field, field)
 
     def _follow_device(self):
         """Move a fitted model's networks once ``device`` names another device.
@@ -465,11 +506,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         device = _resolve_device(self.device)
         if device != self.device_:
-            self.encoder_.to(device)
-            self.decoder_.to(device)
-            if self._optimizer_state is not None:
-                solver, state = self._optimizer_state
-                self._optimizer_state = (solver, _tree_to_device(state, device))
+            with torch.inference_mode(False):  # tensors that can train again
+                self.encoder_.to(device)
+                self.decoder_.to(device)
+                if self._optimizer_state is not None:
+                    solver, state = self._optimizer_state
+                    self._optimizer_state = (solver, _tree_to_device(state, device))
             self.device_ = device
             self._scaling_cache = {}
 
@@ -738,11 +780,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         super().__setstate__(state)
         if "_x_mean" in state:
             self._scaling_cache = {}
-        if "encoder_" in state:
-            self._restore_networks(state["encoder_"], state["decoder_"])
-        if state.get("_optimizer_state") is not None:
-            solver, opt_state = state["_optimizer_state"]
-            self._optimizer_state = (solver, _tree_to_torch(opt_state, "cpu"))
+        with torch.inference_mode(False):  # tensors that can train again
+            if "encoder_" in state:
+                self._restore_networks(state["encoder_"], state["decoder_"])
+            if state.get("_optimizer_state") is not None:
+                solver, opt_state = state["_optimizer_state"]
+                self._optimizer_state = (solver, _tree_to_torch(opt_state, "cpu"))
 
     def _restore_networks(self, encoder_state, decoder_state):
         """Rebuild the networks on the CPU from ``_architecture`` and copy weights in."""
@@ -797,6 +840,8 @@ def _extremes(X):
         # one pass in torch's threads (MNIST: 9 ms against 25 ms for numpy's min, then max)
         low, high = torch.aminmax(torch.from_numpy(X))
     else:
+        if getattr(X, "has_canonical_format", True) is False:
+            X = X.copy()  # scipy's min and max sum the user's duplicate entries in place
         low, high = X.min(), X.max()
     return float(low), float(high)
 
@@ -830,16 +875,17 @@ def _sparse_squared_deviations(X, mean):
     return float(np.dot(deviations, deviations) + implicit @ np.square(mean))
 
 
-def _check_float32_training(X, scale):
+def _check_float32_training(X, scale, values=True):
     """Refuse ``X`` that float32, in which skae trains, cannot hold, and warn where it
     rounds ``X`` coarsely: values far from zero against the spread ``scale`` (a timestamp,
-    an offset) keep only their leading digits. Inference keeps X's dtype.
+    an offset) keep only their leading digits. Inference keeps X's dtype. ``values=False``
+    checks the spread alone.
     """
     if scale < float(np.finfo(np.float32).tiny):
         raise ValueError(
             f"X's spread ({scale:.3g}) is below the float32 range (about 1.2e-38) in which "
             "skae trains; rescale X (e.g. with StandardScaler).")
-    if X.dtype != np.float64 or X.shape[0] == 0:
+    if not values or X.dtype != np.float64 or X.shape[0] == 0:
         return
     low, high = _extremes(X)
     largest = max(abs(low), abs(high))

@@ -309,7 +309,7 @@ def build_networks(arch, generator, device="cpu"):
     networks = []
     for cls in (Encoder, Decoder):
         with torch.device("meta"):
-            module = cls(arch)
+            module = cls(arch).float()  # float32 whatever torch's default dtype
         try:
             module = module.to_empty(device="cpu")
         except RuntimeError as exc:  # torch's CPU allocator refused: far too many weights

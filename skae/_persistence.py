@@ -145,9 +145,9 @@ def _read_metadata(data, path):
     if metadata.get("format") != FORMAT:
         raise ValueError(f"{path} is not an skae file.")
     if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise ValueError(f"{path} has format version {metadata.get('format_version')!r}; this "
-                         f"version of skae reads format version {FORMAT_VERSION} only (a file "
-                         "from a newer skae needs that skae).")
+        raise ValueError(f"{path} has format version {metadata.get('format_version')!r}; "
+                         f"this version of skae reads format version {str(FORMAT_VERSION)!r} "
+                         "only (a file from a newer skae needs that skae).")
     return metadata
 
 

@@ -166,9 +166,14 @@ class TrainingState:
     loss_curve: list = field(default_factory=list)
     loss_terms: dict = field(default_factory=dict)
     validation_scores: list = field(default_factory=list)
+    validation_epochs: list = field(default_factory=list)  # the epoch (from 1) of each score
     best_loss: float = math.inf
     best_validation_score: float = -math.inf
     no_improvement_count: int = 0
+
+    def __post_init__(self):
+        if len(self.validation_epochs) != len(self.validation_scores):  # saved without them
+            self.validation_epochs = list(range(1, len(self.validation_scores) + 1))
 
     def record(self, terms, score=None):
         """Add an epoch: its loss terms and, with early stopping, its validation score.
@@ -187,6 +192,7 @@ class TrainingState:
                 values.append(0.0)
         if score is not None:
             self.validation_scores.append(score)
+            self.validation_epochs.append(self.n_iter)
 
 
 def batch_indices(indices, batch_size, generator=None):

@@ -532,6 +532,10 @@ class LossCurveDisplay:
         They are :meth:`score` values on the clean validation data, in data units, so
         they need not match the training loss's scale (e.g. the denoising loss is on
         corrupted inputs, and penalties are not part of the score).
+    validation_epochs : array-like of int, default=None
+        The epoch (counted from 1) of each validation score; by default the first ones.
+        :meth:`from_estimator` gives them: a warm start that turns early stopping on
+        scores only its own epochs.
 
     Attributes
     ----------
@@ -552,10 +556,12 @@ class LossCurveDisplay:
     'training loss'
     """
 
-    def __init__(self, loss_curve, *, loss_terms=None, validation_scores=None):
+    def __init__(self, loss_curve, *, loss_terms=None, validation_scores=None,
+                 validation_epochs=None):
         self.loss_curve = loss_curve
         self.loss_terms = loss_terms
         self.validation_scores = validation_scores
+        self.validation_epochs = validation_epochs
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None):
@@ -571,8 +577,10 @@ class LossCurveDisplay:
         display : LossCurveDisplay
         """
         check_is_fitted(estimator)
+        epochs = estimator._state.validation_epochs
         return cls(estimator.loss_curve_, loss_terms=estimator.loss_terms_,
-                   validation_scores=estimator.validation_scores_).plot(ax=ax)
+                   validation_scores=estimator.validation_scores_,
+                   validation_epochs=list(epochs) if epochs else None).plot(ax=ax)
 
     def plot(self, ax=None):
         """Draw the curves.
@@ -585,19 +593,23 @@ class LossCurveDisplay:
         -------
         display : LossCurveDisplay
         """
-        curves = {"training loss": (np.asarray(self.loss_curve, dtype=float), "-")}
+        curves = {"training loss": (np.asarray(self.loss_curve, dtype=float), "-", None)}
         if self.loss_terms is not None and len(self.loss_terms) > 1:
             for name, values in self.loss_terms.items():
-                curves[name] = (np.asarray(values, dtype=float), "--")
+                curves[name] = (np.asarray(values, dtype=float), "--", None)
         if self.validation_scores is not None:
-            curves["validation loss (-score)"] = (
-                -np.asarray(self.validation_scores, dtype=float), "-")
+            scores = -np.asarray(self.validation_scores, dtype=float)
+            epochs = self.validation_epochs
+            if epochs is not None and len(epochs) != len(scores):
+                raise ValueError(f"validation_epochs has {len(epochs)} entries for "
+                                 f"{len(scores)} validation_scores.")
+            curves["validation loss (-score)"] = (scores, "-", epochs)
         ax, fig = _get_ax(ax)
         self.lines_ = {}
-        for label, (values, style) in curves.items():
-            (self.lines_[label],) = ax.plot(np.arange(1, len(values) + 1), values, style,
-                                            label=label)
-        values = np.concatenate([v for v, _ in curves.values()])
+        for label, (values, style, epochs) in curves.items():
+            epochs = np.arange(1, len(values) + 1) if epochs is None else np.asarray(epochs)
+            (self.lines_[label],) = ax.plot(epochs, values, style, label=label)
+        values = np.concatenate([v for v, _, _ in curves.values()])
         if len(values) and np.all(values > 0) and values.max() > 10 * values.min():
             ax.set_yscale("log")  # only when the curve spans more than a decade
         ax.set_xlabel("epoch")
@@ -688,6 +700,9 @@ class FilterDisplay:
                     "image_shape or fit the estimator with image_shape (or on square images).")
             if X is not None:
                 X = check_array(X, accept_sparse=False)
+                if X.shape[1] != weights.shape[1]:
+                    raise ValueError(f"X has {X.shape[1]} features, but the estimator's "
+                                     f"first layer reads {weights.shape[1]}.")
                 weights = np.where(np.ptp(X, axis=0) > 0, weights, 0.0)
         return cls(weights, image_shape=shape).plot(ax=ax)
 

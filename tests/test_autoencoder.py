@@ -1,5 +1,6 @@
 """Behaviour of skae.Autoencoder: the network, the methods and what they compute."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -537,3 +538,37 @@ def test_sample_uses_the_unbiased_code_covariance(unit_data):
     draws = ae._draw_codes(5, np.random.RandomState(0))
     expected = np.array([1.0, -2.0]) + np.random.RandomState(0).standard_normal((5, 2))
     np.testing.assert_allclose(draws, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("context", [torch.no_grad, torch.inference_mode])
+def test_training_inside_no_grad_or_inference_mode_still_trains(unit_data, context):
+    reference = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    with context():  # a caller's evaluation block, or a notebook cell that wraps everything
+        ae = Autoencoder(3, max_iter=2, warm_start=True, random_state=0).fit(unit_data)
+        copied = pickle.loads(pickle.dumps(ae))
+    assert ae.loss_curve_ == reference.loss_curve_
+    ae.partial_fit(unit_data)  # the weights it built still train outside the block
+    copied.partial_fit(unit_data)  # and so do the weights of one unpickled inside it
+    assert ae.loss_curve_ == copied.loss_curve_ and ae.n_iter_ == 3
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Autoencoder(3, hidden_layer_sizes=(6,), max_iter=2, random_state=0),
+    lambda: __import__("skae").ConvAutoencoder(4, conv_filters=(4,), image_shape=(3, 4),
+                                               max_iter=2, random_state=0),
+    lambda: __import__("skae").VariationalAutoencoder(2, hidden_layer_sizes=(6,), max_iter=2,
+                                                      random_state=0),
+], ids=["dense", "conv", "vae"])
+def test_training_is_float32_whatever_torchs_default_dtype(unit_data, make):
+    reference = make().fit(unit_data)
+    saved = pickle.dumps(reference)
+    torch.set_default_dtype(torch.float64)  # common in scientific code
+    try:
+        ae = make().fit(unit_data)
+        loaded = pickle.loads(saved)
+        codes = loaded.transform(unit_data.astype(np.float32))
+        loaded.partial_fit(unit_data)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert ae.loss_curve_ == reference.loss_curve_
+    assert codes.dtype == np.float32 and loaded.n_iter_ == 3

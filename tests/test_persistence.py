@@ -259,6 +259,18 @@ def test_every_variant_saves_loads_and_continues_training_exactly(tmp_path, unit
     _assert_same_outputs(in_memory, resumed, unit_data)
 
 
+def test_a_float32_parameter_saves_loads_and_continues_training(tmp_path, unit_data):
+    # save writes numpy scalars as Python floats: the network check must take them as equal
+    make = lambda: skae.SparseAutoencoder(  # noqa: E731
+        6, sparsity_target=np.float32(0.05), max_iter=1, warm_start=True, batch_size=50,
+        random_state=0)
+    in_memory = make().fit(unit_data).fit(unit_data)
+    skae.save(make().fit(unit_data), tmp_path / "m.skae")
+    resumed = skae.load(tmp_path / "m.skae").fit(unit_data)
+    assert resumed.n_iter_ == 2
+    np.testing.assert_allclose(resumed.loss_curve_, in_memory.loss_curve_, rtol=1e-6)
+
+
 @pytest.mark.parametrize("solver", ["adamw", "sgd", "rmsprop", "adadelta"])
 def test_every_solvers_state_survives_save_and_load(tmp_path, unit_data, solver):
     ae = Autoencoder(3, solver=solver, max_iter=1, warm_start=True, batch_size=50,

@@ -13,6 +13,7 @@ from scipy.stats import norm
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
+import skae
 from skae import (
     Autoencoder,
     ConvAutoencoder,
@@ -238,6 +239,22 @@ def test_loss_curve_validation_and_ax(images):
     assert LossCurveDisplay([100.0, 5.0]).plot().ax_.get_yscale() == "log"
 
 
+def test_loss_curve_draws_validation_scores_at_their_epochs(images, tmp_path):
+    # three epochs without early stopping, then a warm start with it: epochs 4 and 5
+    est = Autoencoder(4, max_iter=3, random_state=0).fit(images)
+    est.set_params(early_stopping=True, warm_start=True, max_iter=2).fit(images)
+    disp = LossCurveDisplay.from_estimator(est)
+    line = disp.lines_["validation loss (-score)"]
+    np.testing.assert_array_equal(line.get_xdata(), [4, 5])
+    np.testing.assert_allclose(line.get_ydata(), -np.asarray(est.validation_scores_))
+    skae.save(est, tmp_path / "m.skae")  # and after a load
+    again = LossCurveDisplay.from_estimator(skae.load(tmp_path / "m.skae"))
+    np.testing.assert_array_equal(again.lines_["validation loss (-score)"].get_xdata(), [4, 5])
+    with pytest.raises(ValueError, match="validation_epochs has 1 entries for 2"):
+        LossCurveDisplay([1.0, 0.9], validation_scores=[-1.0, -0.9],
+                         validation_epochs=[2]).plot()
+
+
 def test_filters_dense(images):
     est = SparseAutoencoder(6, max_iter=2, random_state=0).fit(images)
     disp = FilterDisplay.from_estimator(est, n_filters=5)
@@ -305,6 +322,13 @@ def test_filters_draw_weights_of_constant_features_as_zero(images):
     assert np.ptp(plain.filters[:, :8]) > 0  # random initial weights, never trained
     np.testing.assert_array_equal(masked.filters[:, :8], 0.0)
     np.testing.assert_array_equal(masked.filters[:, 8:], weights[:, 8:])
+
+
+def test_filters_refuse_x_of_another_width(images):
+    ae = Autoencoder(4, max_iter=2, random_state=0).fit(images)
+    for width in (5, 1):  # a width of 1 would broadcast, masking by the wrong feature
+        with pytest.raises(ValueError, match=f"X has {width} features.*reads 64"):
+            FilterDisplay.from_estimator(ae, X=images[:, :width])
 
 
 def test_reconstruction_display_of_a_dataframe_shows_its_first_rows():

@@ -357,10 +357,13 @@ def test_sparse_and_dense_data_get_the_same_scaling(unit_data, offset):
     assert _scaling_stats(sp.csr_matrix(X))[1] == pytest.approx(dense_scale, rel=1e-9)
 
 
-def test_data_of_a_spread_below_float32s_range_is_refused(tabular_data):
-    ae = Autoencoder(3, max_iter=1)
+@pytest.mark.parametrize("loss", ["auto", "bce"])
+def test_data_of_a_spread_below_float32s_range_is_refused(tabular_data, unit_data, loss):
+    # centred tabular data take MSE; tiny positive values lie in [0, 1] and take BCE
+    X = (tabular_data - tabular_data.mean(axis=0)) * 1e-41 if loss == "auto" else unit_data * 1e-39
+    ae = Autoencoder(3, max_iter=1, loss=loss)
     with pytest.raises(ValueError, match=r"spread \(.*e-4\d\) is below the float32 range"):
-        ae.fit((tabular_data - tabular_data.mean(axis=0)) * 1e-41)
+        ae.fit(X)
     with pytest.raises(NotFittedError):
         ae.transform(tabular_data)
 
@@ -440,6 +443,22 @@ def test_caller_arrays_are_never_modified(request, data):
         np.testing.assert_array_equal(X_in, before)
         assert X_in.flags.f_contiguous and X_in.dtype == dtype
         np.testing.assert_array_equal(Z, Z_before)
+
+
+@pytest.mark.parametrize("loss", ["bce", "mse"])
+def test_a_sparse_matrix_in_no_canonical_form_is_left_as_it_is(loss):
+    # row 0 stores column 0 twice (0.25 + 0.25) and its columns out of order, as a matrix
+    # built by hand or from COO may; scipy's min and max would tidy it up in place
+    X = sp.csr_matrix((np.array([0.5, 0.25, 0.25, 0.7, 0.1]), np.array([2, 0, 0, 1, 0]),
+                       np.array([0, 3, 4, 5])), shape=(3, 3))
+    before = X.data.copy(), X.indices.copy(), X.indptr.copy()
+    ae = Autoencoder(2, loss=loss, max_iter=2, batch_size=2, random_state=0)
+    ae.fit(X).partial_fit(X)
+    ae.score_samples(X)
+    for got, expected in zip((X.data, X.indices, X.indptr), before):
+        np.testing.assert_array_equal(got, expected)
+    tidy = Autoencoder(2, loss=loss, max_iter=2, batch_size=2, random_state=0).fit(X.toarray())
+    np.testing.assert_allclose(ae.loss_curve_[:2], tidy.loss_curve_, rtol=1e-6)
 
 
 def test_float32_memmap_input_fits_like_the_in_memory_array(tmp_path, unit_data):
@@ -543,21 +562,25 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
     (lambda: Autoencoder(3), dict(hidden_layer_sizes=(8,)), "hidden_layer_sizes"),
     (lambda: Autoencoder(3, hidden_layer_sizes=(4,), code_activation="identity"),
      dict(activation="tanh"), "activation"),
+    (lambda: Autoencoder(3), dict(activation="tanh"), "activation"),  # the code's, by default
+    (lambda: Autoencoder(3, code_activation="identity"), dict(code_activation="tanh"),
+     "code_activation"),
     (lambda: Autoencoder(3), dict(loss="mse"), "loss"),
     (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_target=0.2),
      "sparsity_target"),
+    (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity="l1"), "sparsity"),
     (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
      dict(image_shape=(4, 3)), "image_shape"),
     (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
      dict(kernel_size=5), "kernel_size"),
-], ids=["n_components", "layers", "activation", "loss", "sparsity_target", "image_shape",
-        "kernel_size"])
+], ids=["n_components", "layers", "activation", "code's activation", "code_activation",
+        "loss", "sparsity_target", "sparsity", "image_shape", "kernel_size"])
 def test_continued_training_refuses_parameters_that_shape_another_network(
         unit_data, method, make, changed, names):
     # the network of the first fit would be trained on while get_params showed another
     ae = make().set_params(max_iter=1, random_state=0, warm_start=True).fit(unit_data)
     before = ae.transform(unit_data)
-    with pytest.raises(ValueError, match=re.escape(names) + " changed since the network"):
+    with pytest.raises(ValueError, match="^" + re.escape(names) + " changed since the network"):
         getattr(ae.set_params(**changed), method)(unit_data)
     assert ae.n_iter_ == 1
     np.testing.assert_array_equal(ae.transform(unit_data), before)
@@ -652,3 +675,10 @@ def test_a_fitted_model_follows_a_bad_device_with_a_clear_error(unit_data):
         with pytest.raises(ValueError, match="CUDA is not available"):
             ae.set_params(device="cuda").transform(unit_data)
     assert ae.set_params(device="cpu").transform(unit_data).shape == (200, 3)
+
+
+@pytest.mark.parametrize("name", ["n_iter_", "loss_curve_", "loss_terms_", "validation_scores_",
+                                  "best_loss_", "best_validation_score_"])
+def test_an_unfitted_models_history_attributes_name_themselves(name):
+    with pytest.raises(AttributeError, match=f"'Autoencoder' object has no attribute '{name}'"):
+        getattr(Autoencoder(2), name)
