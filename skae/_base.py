@@ -29,7 +29,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -396,10 +396,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def _draw_codes(self, n_samples, rng):
         """Codes to decode in :meth:`sample`."""
-        count, mean, scatter = self._code_stats
+        count, mean, scatter = self._code_statistics()
         cov = scatter / (count - 1) if count > 1 else np.zeros_like(scatter)
         cov += np.eye(len(mean)) * (1e-6 * np.trace(cov) / len(mean) + 1e-12)
         return mean + rng.standard_normal((n_samples, len(mean))) @ np.linalg.cholesky(cov).T
+
+    def _code_statistics(self):
+        """``(count, mean, scatter)`` of the training codes, behind :meth:`sample`."""
+        try:
+            return self._code_stats
+        except AttributeError:  # gathered after training, which stopped with an error
+            raise NotFittedError(
+                f"This {type(self).__name__}'s first fit stopped with an error before the "
+                "code statistics behind sample were gathered; call fit or partial_fit "
+                "again.") from None
 
     def _resolve_code_activation(self):
         return self.code_activation or self.activation

@@ -421,8 +421,8 @@ class Trainer:
         weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the
         weights of the last complete epoch are restored, so a half-done epoch or optimizer
         step never remains). With ``validation_score`` the best weights are restored at
-        the end. Any other error in an epoch (out of memory, say) also restores the
-        weights and optimizer state of the last complete epoch, then propagates.
+        the end. Any other error in an epoch (out of memory, say) restores what Ctrl-C
+        restores, then propagates.
         """
         try:
             return self._fit_epochs(source, indices, state, max_epochs, tol,
@@ -474,9 +474,10 @@ class Trainer:
             reason = "interrupted"
             if best is None and snapshot is not None:
                 self._restore(snapshot)
-        except BaseException:  # e.g. out of GPU memory: no half-done epoch stays behind
-            if snapshot is not None:
-                self._restore(snapshot)
+        except BaseException:  # e.g. out of GPU memory: kept what Ctrl-C keeps, then raised
+            kept = best if best is not None else snapshot
+            if kept is not None:
+                self._restore(kept)
             raise
         if best is not None:
             self._restore(best)

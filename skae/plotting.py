@@ -466,7 +466,7 @@ class ManifoldDisplay:
         if hasattr(estimator, "log_likelihood"):  # variational: the prior is N(0, I)
             mean, std = np.zeros(n_components), np.ones(n_components)
         else:
-            count, mean, scatter = estimator._code_stats
+            count, mean, scatter = estimator._code_statistics()
             var = np.diag(scatter) / (count - 1) if count > 1 else np.zeros(len(mean))
             mean, std = np.asarray(mean, dtype=float), np.sqrt(var)
         grid_x, grid_y = mean[0] + ppf * std[0], mean[1] + ppf * std[1]

@@ -2,6 +2,7 @@
 
 import gzip
 import hashlib
+import http.client
 import inspect
 import io
 import os
@@ -264,7 +265,8 @@ def test_missing_files_no_network(tmp_path, no_network):
 
 @pytest.mark.parametrize(
     "error",
-    [TimeoutError("timed out"), ConnectionResetError("reset"), OSError("boom")],
+    [TimeoutError("timed out"), ConnectionResetError("reset"), OSError("boom"),
+     http.client.IncompleteRead(b"partial")],  # an HTTPException, not an OSError
 )
 def test_download_other_network_errors(tmp_path, monkeypatch, error):
     def fake_urlopen(url, *args, **kwargs):
@@ -320,18 +322,21 @@ def test_download_with_bad_checksum_leaves_nothing(tmp_path, monkeypatch):
     assert list((tmp_path / "mnist").iterdir()) == []
 
 
-def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("error", [ConnectionResetError("connection lost"), KeyboardInterrupt()])
+def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch, error):
     class Broken(io.BytesIO):
         def read(self, *args):
             if self.tell() > 0:
-                raise ConnectionResetError("connection lost")
+                raise error
             return super().read(*args)
 
     def fake_urlopen(url, *args, **kwargs):
         return Broken(b"x" * (1 << 20))
 
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    with pytest.raises(OSError, match="connection lost"):
+    # a network error fails over to the next mirror; Ctrl-C stops at once
+    with pytest.raises(OSError if isinstance(error, OSError) else KeyboardInterrupt,
+                       match=str(error) or None):
         load_mnist("test", data_home=tmp_path)
     assert list((tmp_path / "mnist").iterdir()) == []
 
@@ -454,3 +459,31 @@ def test_a_label_count_unlike_the_image_count_is_refused(tmp_path, monkeypatch):
                         _write_idx_gz(folder / labels, 2049, (3,), [1, 2, 3]))
     X, y = datasets.load_mnist("test", data_home=tmp_path, download=False, return_X_y=True)
     assert X.shape == (3, 784) and list(y) == [1, 2, 3]
+
+
+def _small_test_files(folder, monkeypatch):
+    """Small stand-ins for the test subset's two files in ``folder``, with their checksums."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images, labels = datasets._MNIST_FILES["test"]
+    for name, (magic, dims, data) in {images: (2051, (2, 28, 28), bytes(2 * 784)),
+                                      labels: (2049, (2,), [3, 4])}.items():
+        monkeypatch.setitem(datasets._MNIST_SHA256, name,
+                            _write_idx_gz(folder / name, magic, dims, data))
+    return images, labels
+
+
+def test_download_creates_a_data_home_that_does_not_exist_yet(tmp_path, monkeypatch):
+    _small_test_files(tmp_path / "served", monkeypatch)
+    monkeypatch.setattr(urllib.request, "urlopen", _serve_from(tmp_path / "served"))
+    home = tmp_path / "new" / "home"  # as ~/skae_data before the first download
+    X, y = load_mnist("test", data_home=home, return_X_y=True)
+    assert X.shape == (2, 784) and list(y) == [3, 4]
+
+
+def test_a_missing_labels_file_is_not_downloaded_with_download_false(tmp_path, monkeypatch,
+                                                                     no_network):
+    _, labels = _small_test_files(tmp_path / "mnist", monkeypatch)
+    (tmp_path / "mnist" / labels).unlink()
+    with pytest.raises(FileNotFoundError, match=labels):
+        load_mnist("test", data_home=tmp_path, download=False)
+    assert no_network == []

@@ -55,6 +55,13 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
                     make().fit(data)
                 except ValueError as exc:
                     errors.append(str(exc))
+        # a group without global rank 0: the seed is that of its own first process
+        subgroup = dist.new_group([1])  # every process takes part in making it
+        if rank == 1:
+            with data_parallel(subgroup):
+                alone = Autoencoder(2, max_iter=1, random_state=None).fit(X[:200])
+            with open(out_dir / "subgroup.pkl", "wb") as f:
+                pickle.dump(alone, f)
         with open(out_dir / f"rank{rank}.pkl", "wb") as f:
             pickle.dump((models, errors), f)
     finally:
@@ -62,8 +69,12 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
 
 
 @pytest.fixture(scope="module")
-def two_process_models(digits, tmp_path_factory):
-    out_dir = tmp_path_factory.mktemp("ddp")
+def out_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ddp")
+
+
+@pytest.fixture(scope="module")
+def two_process_models(digits, out_dir):
     X = digits[0][:1000]
     mp.spawn(_train_in_group, args=(2, str(out_dir / "init"), X, out_dir), nprocs=2, join=True)
     results = []
@@ -118,11 +129,31 @@ def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
         assert "at least as many samples in the first batch as processes (2)" in errors[1]
 
 
+def test_a_group_without_global_rank_0_trains(two_process_models, out_dir):
+    # its seed is broadcast from its own rank 0 (global rank 1), not from global rank 0
+    with open(out_dir / "subgroup.pkl", "rb") as f:
+        assert pickle.load(f).n_iter_ == 1
+
+
 def test_data_parallel_needs_an_initialised_group():
     assert not dist.is_initialized()
     with pytest.raises(RuntimeError, match="init_process_group"):
         with data_parallel():
             pass
+
+
+def test_the_block_ends_data_parallel_training(digits):
+    X = digits[0][:200]
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        with data_parallel():
+            Autoencoder(2, max_iter=1, random_state=0).fit(X)
+        with pytest.raises(ValueError), data_parallel():  # also when the block raises
+            Autoencoder(2, max_iter=1).fit(X[:, :0])
+    finally:
+        dist.destroy_process_group()
+    # the group is gone: a fit that still ran data-parallel would fail on it
+    assert Autoencoder(2, max_iter=1, random_state=0).fit(X).n_iter_ == 1
 
 
 def test_the_torchrun_example_trains_over_two_processes(tmp_path):

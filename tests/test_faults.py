@@ -123,3 +123,82 @@ def test_an_error_mid_epoch_keeps_the_last_complete_epoch_and_its_optimizer_stat
     assert model.loss_curve_ == four.loss_curve_
     for got, expected in zip(_params(model), _params(four)):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+def test_an_error_mid_epoch_with_early_stopping_keeps_the_last_complete_epoch(monkeypatch):
+    from skae import Autoencoder, _training
+
+    X = np.random.RandomState(0).rand(400, 12).astype(np.float32)
+    original_step, original_record = _training.Trainer.batch_step, _training.TrainingState.record
+    calls = {"n": 0}
+    epochs = []  # the weights at the end of each complete epoch
+
+    def batch_step(self, batch):  # 360 training rows, 8 batches an epoch: the 5th of epoch 3
+        calls["n"] += 1
+        if calls["n"] == 2 * 8 + 5:
+            raise _OutOfMemory("out of memory")
+        return original_step(self, batch)
+
+    def record(state, terms, score=None):
+        original_record(state, terms, score)
+        epochs.append(_params(model))
+
+    monkeypatch.setattr(_training.Trainer, "batch_step", batch_step)
+    monkeypatch.setattr(_training.TrainingState, "record", record)
+    model = Autoencoder(n_components=3, batch_size=50, early_stopping=True, max_iter=5,
+                        random_state=0)
+    with pytest.raises(_OutOfMemory):
+        model.fit(X)
+    assert model.n_iter_ == len(epochs) == 2
+    # epoch 2 also scored best: the last complete epoch and the best one are the same here
+    assert model.validation_scores_[1] > model.validation_scores_[0]
+    for got, expected in zip(_params(model), epochs[-1]):
+        assert torch.equal(got, expected)  # no half-done epoch
+
+
+def test_ctrl_c_once_an_epoch_is_recorded_keeps_that_epoch(monkeypatch):
+    from skae import Autoencoder, _training
+
+    X = np.random.RandomState(0).rand(400, 12).astype(np.float32)
+    params = dict(n_components=3, batch_size=50, random_state=0)
+
+    def report(state, *args):  # Ctrl-C while epoch 2's line is printed
+        if state.n_iter == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_training, "_report", report)
+    with pytest.warns(UserWarning, match="interrupted"):
+        model = Autoencoder(max_iter=5, verbose=1, **params).fit(X)
+    monkeypatch.undo()
+    two = Autoencoder(max_iter=2, **params).fit(X)
+    assert model.n_iter_ == 2 and model.loss_curve_ == two.loss_curve_
+    for got, expected in zip(_params(model), _params(two)):
+        assert torch.equal(got, expected)  # epoch 2, counted, is kept
+
+
+def test_a_first_fit_cut_short_by_an_error_says_why_sample_cannot_draw(monkeypatch):
+    from sklearn.exceptions import NotFittedError
+
+    from skae import Autoencoder, _training
+    from skae.plotting import ManifoldDisplay
+
+    X = np.random.RandomState(0).rand(400, 16).astype(np.float32)
+    original = _training.Trainer.batch_step
+    calls = {"n": 0}
+
+    def batch_step(self, batch):  # the 5th batch of epoch 3
+        calls["n"] += 1
+        if calls["n"] == 2 * 8 + 5:
+            raise _OutOfMemory("out of memory")
+        return original(self, batch)
+
+    monkeypatch.setattr(_training.Trainer, "batch_step", batch_step)
+    model = Autoencoder(2, batch_size=50, max_iter=5, random_state=0)
+    with pytest.raises(_OutOfMemory):
+        model.fit(X)
+    monkeypatch.undo()
+    assert model.transform(X).shape == (400, 2)  # the weights of epoch 2 encode
+    for draw in (lambda: model.sample(3), lambda: ManifoldDisplay.from_estimator(model)):
+        with pytest.raises(NotFittedError, match="stopped with an error.*fit or partial_fit"):
+            draw()
+    assert model.partial_fit(X).sample(3).shape == (3, 16)  # gathered once training goes on

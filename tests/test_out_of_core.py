@@ -170,6 +170,16 @@ def test_a_lazy_array_fits_like_the_in_memory_array_without_being_loaded(wide_da
     assert 0 < lazy.largest_read < len(data) // 2  # chunks and batches, never the whole array
 
 
+def test_a_lazy_array_wider_than_a_validation_chunk_is_read_a_row_at_a_time():
+    from skae._arrays import CHUNK_VALUES
+
+    data = np.random.RandomState(0).rand(3, CHUNK_VALUES + 1).astype(np.float32)
+    lazy = LazyArray(data)
+    make = lambda: Autoencoder(1, max_iter=1, random_state=0)  # noqa: E731
+    from_lazy, in_memory = make().fit(lazy), make().fit(data)
+    np.testing.assert_allclose(from_lazy.transform(lazy), in_memory.transform(data), rtol=1e-5)
+
+
 @pytest.mark.parametrize("cls", [DenoisingAutoencoder, VariationalAutoencoder])
 def test_random_variants_draw_the_same_noise_per_row_from_a_memmap(tmp_path, unit_data, cls):
     X_map = _memmap(tmp_path / "X.dat", unit_data, "r")

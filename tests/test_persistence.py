@@ -321,7 +321,8 @@ def test_save_refuses_unsavable_parameters_without_writing(tmp_path):
 def _cut_points(data):
     (size,) = struct.unpack("<Q", data[:8])
     return {"empty": 0, "in the length": 3, "after the length": 8,
-            "in the header": 8 + size // 2, "end of header": 8 + size,
+            "in the header": 8 + size // 2, "8 bytes before the header's end": size,
+            "end of header": 8 + size,
             "in the data": 8 + size + 5, "last byte": len(data) - 1}
 
 
@@ -331,7 +332,8 @@ def test_truncated_files_are_refused(saved, tmp_path):
     for where, cut in _cut_points(data).items():
         bad = tmp_path / "cut.skae"
         bad.write_bytes(data[:cut])
-        with pytest.raises(ValueError, match="truncated|too short"):
+        # (not just "truncated": tmp_path, named after this test, holds that word)
+        with pytest.raises(ValueError, match="too short|or it is truncated|truncated or corrupted"):
             skae.load(bad)
 
 
@@ -449,6 +451,50 @@ def test_malformed_headers_are_refused(tmp_path, header, message):
         skae.load(tmp_path / "bad.skae")
 
 
+def _unsigned(src, dst, mutate):
+    """Write ``dst``: ``src`` with its safetensors header mutated and the old checksum kept."""
+    data = src.read_bytes()
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    mutate(header)
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors pads its header to 8 bytes
+    dst.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + size :])
+    return dst
+
+
+def _reshape_a_matrix(header):
+    name = next(k for k, v in header.items() if k != "__metadata__" and len(v["shape"]) == 2
+                and v["shape"][0] != v["shape"][1])
+    header[name]["shape"] = header[name]["shape"][::-1]  # the same bytes, another shape
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda header: header["__metadata__"].update({"class": "ConvAutoencoder"}),
+    _reshape_a_matrix,
+], ids=["class", "array shape"])
+def test_the_checksum_covers_the_class_and_the_array_shapes(saved, tmp_path, mutate):
+    _, path = saved
+    skae.load(_unsigned(path, tmp_path / "same.skae", lambda header: None))  # control: loads
+    with pytest.raises(ValueError, match="corrupted.*SHA-256"):
+        skae.load(_unsigned(path, tmp_path / "bad.skae", mutate))
+
+
+def test_the_metadata_is_standard_json(saved):
+    # JSON has no Infinity or NaN (Python's json writes them; other readers refuse them):
+    # the non-finite floats of the training state are tagged, and come back as they were
+    ae, path = saved
+    _, metadata, _ = _split(path.read_bytes())
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the metadata")
+
+    for key in ("params", "state"):
+        json.loads(metadata[key], parse_constant=refuse)
+    assert ae._state.best_validation_score == -np.inf
+    assert skae.load(path)._state.best_validation_score == -np.inf
+
+
 def test_the_rewrite_helper_itself_produces_loadable_files(saved, tmp_path, unit_data):
     """Control for the crafted-file tests: an unchanged rewrite loads fine."""
     ae, path = saved
@@ -480,6 +526,7 @@ def _add_state(name):
     ("params", _add_param),                              # not a parameter of the class
     ("state", _add_state("fit")),                        # would shadow a method
     ("state", _add_state("__class__")),
+    ("state", _add_state("__doc__")),                    # a dunder, though not a method
     ("state", _add_state("n_components")),               # a parameter, not fitted state
     ("state", lambda state: {"__unknown_tag__": state}),
     ("params", lambda params: [1, 2]),

@@ -293,6 +293,12 @@ def test_early_stopping_with_too_few_samples_is_refused(unit_data, n_samples, fr
         ae.fit(unit_data[:n_samples])
 
 
+def test_early_stopping_with_one_training_and_one_validation_sample_trains(unit_data):
+    ae = Autoencoder(3, max_iter=2, early_stopping=True, validation_fraction=0.5,
+                     random_state=0).fit(unit_data[:2])
+    assert ae.n_iter_ == 2 and len(ae.validation_scores_) == 2
+
+
 def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
     ae = Autoencoder(3, early_stopping=True, random_state=0).partial_fit(unit_data[:1])
     assert ae.n_iter_ == 1 and ae.validation_scores_ is None
@@ -566,6 +572,7 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
     (lambda: Autoencoder(3, code_activation="identity"), dict(code_activation="tanh"),
      "code_activation"),
     (lambda: Autoencoder(3), dict(loss="mse"), "loss"),
+    (lambda: Autoencoder(3, loss="mse"), dict(loss="bce"), "loss"),
     (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_target=0.2),
      "sparsity_target"),
     (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity="l1"), "sparsity"),
@@ -574,7 +581,7 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
     (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
      dict(kernel_size=5), "kernel_size"),
 ], ids=["n_components", "layers", "activation", "code's activation", "code_activation",
-        "loss", "sparsity_target", "sparsity", "image_shape", "kernel_size"])
+        "loss", "loss-to-bce", "sparsity_target", "sparsity", "image_shape", "kernel_size"])
 def test_continued_training_refuses_parameters_that_shape_another_network(
         unit_data, method, make, changed, names):
     # the network of the first fit would be trained on while get_params showed another
@@ -630,6 +637,19 @@ def test_a_refused_training_call_does_not_move_the_model(unit_data, monkeypatch,
     assert all(p.device.type == "cpu" for net in (ae.encoder_, ae.decoder_)
                for p in net.parameters())
     assert ae.set_params(device="cpu").transform(unit_data).shape == (200, 3)
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_training_call_on_a_fitted_model_follows_its_device(unit_data, monkeypatch, method):
+    # "elsewhere" stands for a GPU: "cpu:0", another name of the CPU, on which training runs
+    from skae import _base
+
+    resolve = _base._resolve_device
+    monkeypatch.setattr(_base, "_resolve_device",
+                        lambda device: "cpu:0" if device == "elsewhere" else resolve(device))
+    ae = Autoencoder(3, max_iter=1, random_state=0, warm_start=True).fit(unit_data)
+    getattr(ae.set_params(device="elsewhere"), method)(unit_data)
+    assert ae.n_iter_ == 2 and ae.device_ == "cpu:0"
 
 
 def test_a_model_moved_to_another_device_takes_its_optimizer_state(unit_data, monkeypatch):
