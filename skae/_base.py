@@ -503,7 +503,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if field == "code_scale":  # 1, or 1 / sparsity_target with sparsity="kl"
             return "sparsity_target" if 1.0 not in (built.code_scale, wanted.code_scale) \
                 else "sparsity"
-        if field == "code_activation" and self.code_activation is None:
+        if (field == "code_activation" and self.code_activation is None
+                and built.activation != wanted.activation):
             return "activation"  # which the code's activation follows
         return _ARCHITECTURE_PARAMS.get(field, field)
 

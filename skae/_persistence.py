@@ -175,7 +175,10 @@ def _encode(obj, arrays):
     if isinstance(obj, Architecture):
         return {"__architecture__": _encode(obj.to_dict(), arrays)}
     if isinstance(obj, TrainingState):
-        return {"__training_state__": _encode(vars(obj), arrays)}
+        fields = dict(vars(obj))
+        if fields["validation_epochs"] == list(range(1, len(obj.validation_scores) + 1)):
+            del fields["validation_epochs"]  # the default: files older skae can read
+        return {"__training_state__": _encode(fields, arrays)}
     if isinstance(obj, tuple):
         return {"__tuple__": [_encode(v, arrays) for v in obj]}
     if isinstance(obj, list):

@@ -175,6 +175,11 @@ class TrainingState:
         if len(self.validation_epochs) != len(self.validation_scores):  # saved without them
             self.validation_epochs = list(range(1, len(self.validation_scores) + 1))
 
+    def __setstate__(self, state):  # also a state pickled before validation_epochs existed
+        self.__dict__.update(state)
+        self.__dict__.setdefault("validation_epochs", [])
+        self.__post_init__()
+
     def record(self, terms, score=None):
         """Add an epoch: its loss terms and, with early stopping, its validation score.
 

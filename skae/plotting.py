@@ -597,6 +597,8 @@ class LossCurveDisplay:
         if self.loss_terms is not None and len(self.loss_terms) > 1:
             for name, values in self.loss_terms.items():
                 curves[name] = (np.asarray(values, dtype=float), "--", None)
+        if self.validation_scores is None and self.validation_epochs is not None:
+            raise ValueError("validation_epochs needs validation_scores.")
         if self.validation_scores is not None:
             scores = -np.asarray(self.validation_scores, dtype=float)
             epochs = self.validation_epochs

@@ -125,8 +125,9 @@ def test_an_error_mid_epoch_keeps_the_last_complete_epoch_and_its_optimizer_stat
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_an_error_mid_epoch_with_early_stopping_keeps_the_last_complete_epoch(monkeypatch):
-    from skae import Autoencoder, _training
+def test_an_error_mid_epoch_with_early_stopping_keeps_the_best_epoch_as_ctrl_c_does(
+        monkeypatch):
+    from skae import Autoencoder, _base, _training
 
     X = np.random.RandomState(0).rand(400, 12).astype(np.float32)
     original_step, original_record = _training.Trainer.batch_step, _training.TrainingState.record
@@ -143,17 +144,19 @@ def test_an_error_mid_epoch_with_early_stopping_keeps_the_last_complete_epoch(mo
         original_record(state, terms, score)
         epochs.append(_params(model))
 
+    scores = iter([-1.0, -2.0])  # epoch 1 scores best, epoch 2 is the last complete one
     monkeypatch.setattr(_training.Trainer, "batch_step", batch_step)
     monkeypatch.setattr(_training.TrainingState, "record", record)
+    monkeypatch.setattr(_base.BaseAutoencoder, "_validation_score",
+                        lambda self, source, rows: next(scores))
     model = Autoencoder(n_components=3, batch_size=50, early_stopping=True, max_iter=5,
                         random_state=0)
     with pytest.raises(_OutOfMemory):
         model.fit(X)
-    assert model.n_iter_ == len(epochs) == 2
-    # epoch 2 also scored best: the last complete epoch and the best one are the same here
-    assert model.validation_scores_[1] > model.validation_scores_[0]
-    for got, expected in zip(_params(model), epochs[-1]):
-        assert torch.equal(got, expected)  # no half-done epoch
+    assert model.n_iter_ == len(epochs) == 2 and model.validation_scores_ == [-1.0, -2.0]
+    assert not all(torch.equal(a, b) for a, b in zip(epochs[0], epochs[1]))
+    for got, expected in zip(_params(model), epochs[0]):
+        assert torch.equal(got, expected)  # the best epoch, not a half-done one
 
 
 def test_ctrl_c_once_an_epoch_is_recorded_keeps_that_epoch(monkeypatch):

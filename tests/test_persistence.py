@@ -271,6 +271,28 @@ def test_a_float32_parameter_saves_loads_and_continues_training(tmp_path, unit_d
     np.testing.assert_allclose(resumed.loss_curve_, in_memory.loss_curve_, rtol=1e-6)
 
 
+def test_a_training_state_pickled_before_validation_epochs_existed_loads():
+    from skae._training import TrainingState
+
+    old = TrainingState(n_iter=3, loss_curve=[3.0, 2.0, 1.0], validation_scores=[-2.0, -1.0])
+    del old.validation_epochs  # as skae pickled it before the field
+    assert pickle.loads(pickle.dumps(old)).validation_epochs == [1, 2]
+
+
+def test_a_file_leaves_out_validation_epochs_where_older_skae_would_assume_them(tmp_path,
+                                                                               unit_data):
+    # older skae builds TrainingState from the file and refuses a field it lacks
+    ae = Autoencoder(3, max_iter=2, early_stopping=True, warm_start=True,
+                     random_state=0).fit(unit_data)
+    skae.save(ae, tmp_path / "m.skae")
+    assert "validation_epochs" not in _split((tmp_path / "m.skae").read_bytes())[1]["state"]
+    assert skae.load(tmp_path / "m.skae")._state.validation_epochs == [1, 2]
+    ae.set_params(early_stopping=False).fit(unit_data)  # scores no longer at epochs 1 to 4
+    ae.set_params(early_stopping=True).fit(unit_data)
+    skae.save(ae, tmp_path / "m.skae")
+    assert skae.load(tmp_path / "m.skae")._state.validation_epochs == [1, 2, 5, 6]
+
+
 @pytest.mark.parametrize("solver", ["adamw", "sgd", "rmsprop", "adadelta"])
 def test_every_solvers_state_survives_save_and_load(tmp_path, unit_data, solver):
     ae = Autoencoder(3, solver=solver, max_iter=1, warm_start=True, batch_size=50,

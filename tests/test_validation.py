@@ -1,6 +1,7 @@
 """Bad input and bad parameters: clear ValueError / TypeError naming the problem, never a torch
 traceback or a silent NaN; the caller's arrays are never modified."""
 
+import dataclasses
 import re
 import warnings
 
@@ -571,6 +572,8 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
     (lambda: Autoencoder(3), dict(activation="tanh"), "activation"),  # the code's, by default
     (lambda: Autoencoder(3, code_activation="identity"), dict(code_activation="tanh"),
      "code_activation"),
+    (lambda: Autoencoder(3, hidden_layer_sizes=(4,), code_activation="tanh"),
+     dict(code_activation=None), "code_activation"),  # now the unchanged activation's
     (lambda: Autoencoder(3), dict(loss="mse"), "loss"),
     (lambda: Autoencoder(3, loss="mse"), dict(loss="bce"), "loss"),
     (lambda: __import__("skae").SparseAutoencoder(3), dict(sparsity_target=0.2),
@@ -581,7 +584,8 @@ def test_partial_fit_on_a_fitted_model_validates_its_parameters(unit_data, make,
     (lambda: __import__("skae").ConvAutoencoder(3, conv_filters=(2,), image_shape=(3, 4)),
      dict(kernel_size=5), "kernel_size"),
 ], ids=["n_components", "layers", "activation", "code's activation", "code_activation",
-        "loss", "loss-to-bce", "sparsity_target", "sparsity", "image_shape", "kernel_size"])
+        "code_activation-to-None", "loss", "loss-to-bce", "sparsity_target", "sparsity",
+        "image_shape", "kernel_size"])
 def test_continued_training_refuses_parameters_that_shape_another_network(
         unit_data, method, make, changed, names):
     # the network of the first fit would be trained on while get_params showed another
@@ -600,6 +604,18 @@ def test_continued_training_refuses_parameters_that_shape_another_network(
     if method == "fit":
         ae.set_params(warm_start=False, **changed).fit(unit_data)
         assert ae.n_iter_ == 1
+
+
+def test_continued_training_takes_a_code_scale_that_differs_by_rounding(unit_data):
+    # a file saved before the code scale was computed in float64 holds 1 / float32(rho)
+    from skae import SparseAutoencoder
+
+    rho = np.float32(0.05)
+    ae = SparseAutoencoder(4, sparsity_target=rho, max_iter=1, random_state=0).fit(unit_data)
+    ae._architecture = dataclasses.replace(ae._architecture,
+                                           code_scale=float(np.float32(1) / rho))
+    assert ae._architecture.code_scale != 1 / float(rho)
+    assert ae.partial_fit(unit_data).n_iter_ == 2
 
 
 def test_continued_training_takes_parameters_the_network_does_not_read(unit_data):
