@@ -224,8 +224,11 @@ class DenoisingAutoencoder(BaseAutoencoder):
         ``"gaussian"`` adds ``noise_level * N(0, 1)`` (in the units of ``X``) and clips to
         [0, 1] when the training data lie there; ``"masking"`` sets a fraction
         ``noise_level`` of the inputs to 0; ``"salt_and_pepper"`` sets a fraction
-        ``noise_level`` of the inputs to their feature's minimum or maximum (0 or 1 for
-        images), each with probability 1/2.
+        ``noise_level`` of the inputs to 1 or 0 when the training data lie in [0, 1]
+        (white or black pixels), else to their feature's maximum or minimum, each with
+        probability 1/2. "The training data" are every row trained on so far: a warm
+        start or a later :meth:`partial_fit` on data outside [0, 1] ends the clipping and
+        widens the ranges.
 
     noise_level : float, default=0.5
         Standard deviation of the Gaussian noise, or the corrupted fraction (at most 1).
@@ -317,12 +320,21 @@ class DenoisingAutoencoder(BaseAutoencoder):
             raise ValueError(f"noise_level is a fraction of inputs for noise={self.noise!r} "
                              f"and must be at most 1, got {self.noise_level}.")
         super()._check_training(X, early_stopping)
+        self._widen_noise_range(X)
 
     def _initialize(self, X):
         super()._initialize(X)
-        low, high = (_dense(v).ravel() for v in (X.min(axis=0), X.max(axis=0)))
-        self._clip = bool(low.min() >= 0 and high.max() <= 1)  # X in [0, 1]
-        self._feature_range = (low.astype(np.float32), high.astype(np.float32))
+        self._feature_range = None
+
+    def _widen_noise_range(self, X):
+        """Take ``X`` into the per-feature range of every row trained on, and clip the
+        Gaussian noise (and salt and pepper to 1 and 0) while that range is within [0, 1]."""
+        low, high = (_dense(v).ravel().astype(np.float32) for v in (X.min(axis=0), X.max(axis=0)))
+        if self._feature_range is not None:
+            low = np.minimum(low, self._feature_range[0])
+            high = np.maximum(high, self._feature_range[1])
+        self._feature_range = (low, high)
+        self._clip = bool(low.min() >= 0 and high.max() <= 1)
 
     def _corrupt(self, x, generator):
         if self.noise == "gaussian":
@@ -333,6 +345,8 @@ class DenoisingAutoencoder(BaseAutoencoder):
             return x.masked_fill(hit, 0.0)
         low, high = (torch.as_tensor(v, device=x.device) for v in self._feature_range)
         salt = _rand_like(x, generator) < 0.5
+        if self._clip:  # images in [0, 1]: white or black
+            return torch.where(hit, salt.to(x.dtype), x)
         return torch.where(hit, torch.where(salt, high, low), x)
 
 

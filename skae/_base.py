@@ -241,7 +241,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         Minus the reconstruction loss of each sample on the (clean) input, summed over
         features: the binary cross-entropy in nats for ``loss_="bce"``, the squared error in
-        the units of ``X`` for ``loss_="mse"``.
+        the squared units of ``X`` for ``loss_="mse"``.
 
         Parameters
         ----------

@@ -92,7 +92,8 @@ _TRAINING_PARAMS = """\
         bar over batches.
 
     warm_start : bool, default=False
-        Continue training from the current weights and optimizer state on :meth:`fit`.
+        Continue training from the current weights and optimizer state on :meth:`fit`
+        (a changed ``solver`` starts with a state of its own).
         The network keeps the shape it was built with: a warm start (or a later
         :meth:`partial_fit`) after ``n_components``, a layer, an activation or ``loss``
         changed raises ``ValueError``.
@@ -125,9 +126,13 @@ _ATTRIBUTES = """\
         The torch device the networks live on (``"cpu"``, ``"cuda:0"``, ...).
 
     encoder_, decoder_ : torch.nn.Module
-        The trained networks; the decoder outputs logits for ``loss_="bce"``. Call them as
-        modules: the decoder first multiplies the code by its ``code_scale`` (``1 / rho``
-        for a KL-sparse model, else 1), a fixed factor that is not in its ``state_dict``.
+        The trained networks. The encoder reads standardised float32 rows,
+        ``(X - mean) / scale`` (the training data's per-feature mean and one global
+        scale); the decoder outputs logits for ``loss_="bce"`` and standardised rows for
+        ``loss_="mse"``. :meth:`transform` and :meth:`inverse_transform` apply both
+        conversions, so call the modules directly only to build on them. The decoder
+        first multiplies the code by its ``code_scale`` (``1 / rho`` for a KL-sparse
+        model, else 1), a fixed factor that is not in its ``state_dict``.
 
     n_iter_ : int
         Number of epochs trained.

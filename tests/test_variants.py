@@ -237,16 +237,43 @@ def test_noise_kinds_corrupt_as_documented(unit_data):
     changed = (masked != x).float().mean()
     assert 0.25 < changed < 0.35 and (masked[masked != x] == 0).all()
 
-    sp_model = fit(noise="salt_and_pepper", noise_level=0.3)
-    salted = sp_model._corrupt(x, gen)
+    salted = fit(noise="salt_and_pepper", noise_level=0.3)._corrupt(x, gen)
     hit = salted != x
-    low, high = (torch.from_numpy(v) for v in sp_model._feature_range)
     assert 0.2 < hit.float().mean() < 0.35
-    at_extremes = (salted == low) | (salted == high)
-    assert at_extremes[hit].all()
+    assert ((salted[hit] == 0) | (salted[hit] == 1)).all()  # data in [0, 1]: white or black
+    assert 0.4 < (salted[hit] == 1).float().mean() < 0.6
 
     noisy = fit(noise="gaussian", noise_level=0.5)._corrupt(x, gen)
     assert noisy.min() >= 0 and noisy.max() <= 1  # clipped: the data lie in [0, 1]
+
+
+def test_salt_and_pepper_takes_each_features_extremes_for_real_valued_data(tabular_data):
+    X = tabular_data.astype(np.float32)
+    dae = DenoisingAutoencoder(3, noise="salt_and_pepper", noise_level=0.3, max_iter=1,
+                               random_state=0).fit(X)
+    x = torch.from_numpy(X)
+    salted = dae._corrupt(x, torch.Generator().manual_seed(0))
+    hit = salted != x
+    low, high = torch.from_numpy(X.min(axis=0)), torch.from_numpy(X.max(axis=0))
+    assert 0.2 < hit.float().mean() < 0.35
+    assert ((salted == low) | (salted == high))[hit].all()
+
+
+@pytest.mark.parametrize("method", ["partial_fit", "fit"])
+def test_the_noise_follows_every_row_trained_on(unit_data, method):
+    # a first chunk of pixels in [0, 1], then data beyond it: no more clipping to [0, 1]
+    dae = DenoisingAutoencoder(2, loss="mse", noise="gaussian", noise_level=0.1, max_iter=1,
+                               warm_start=True, random_state=0).fit(unit_data)
+    wider = unit_data * 5
+    getattr(dae, method)(wider)
+    x = torch.from_numpy(wider)
+    noisy = dae._corrupt(x, torch.Generator().manual_seed(0))
+    assert float(noisy.max()) > 4 and float((noisy - x).std()) > 0.09
+    salted = dae.set_params(noise="salt_and_pepper", noise_level=0.5)
+    getattr(salted, method)(unit_data)  # the range keeps the wider rows
+    values = salted._corrupt(x, torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(salted._feature_range[1], wider.max(axis=0))
+    assert float(values.max()) > 4
 
 
 def test_gaussian_noise_is_not_clipped_for_real_valued_data(tabular_data):
