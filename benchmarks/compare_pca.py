@@ -44,6 +44,7 @@ To compare another estimator, add a factory to ``make_registry``.
 import argparse
 import csv
 import multiprocessing
+import os
 import platform
 import sys
 import time
@@ -400,7 +401,8 @@ def environment_line():
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
     parser.add_argument("--n-components", type=int, nargs="+", default=[2, 8, 16, 32, 64],
                         metavar="N", help="code sizes to compare (default: 2 8 16 32 64)")
@@ -415,7 +417,19 @@ def parse_args(argv=None):
     parser.add_argument("--resume", action="store_true",
                         help="skip the cells already in the CSV (continue an interrupted run)")
     parser.add_argument("--random-state", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in ("n_components", "max_iter", "kernel_rows"):
+        values = getattr(args, name)
+        if any(v is not None and v < 1 for v in (values if isinstance(values, list)
+                                                 else [values])):
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {values}")
+    args.n_components = list(dict.fromkeys(args.n_components))  # each size once
+    return args
+
+
+def fail(message):
+    """Stop with one line, as argparse does, for a problem of the input, not of the code."""
+    sys.exit(f"{Path(__file__).name}: error: {message}")
 
 
 def main(argv=None):
@@ -425,17 +439,32 @@ def main(argv=None):
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     training = dict(TRAINING[args.dataset])
-    if args.max_iter:
+    if args.max_iter is not None:
         training["max_iter"] = args.max_iter
-    X_train, X_test, y_train, y_test, image_shape = load_dataset(args.dataset, args.random_state)
+    try:
+        X_train, X_test, y_train, y_test, image_shape = load_dataset(args.dataset,
+                                                                     args.random_state)
+    except (OSError, ValueError) as exc:  # MNIST missing, corrupt or not downloadable
+        fail(exc)
+    too_large = [n for n in args.n_components if n > min(X_train.shape[1], args.kernel_rows)]
+    if too_large:
+        fail(f"--n-components {too_large} larger than the {X_train.shape[1]} features (or "
+             f"the {args.kernel_rows} rows of --kernel-rows)")
     registry = make_registry(image_shape=image_shape, training=training,
                              random_state=args.random_state)
-    names = args.models or list(registry)
+    names = list(dict.fromkeys(args.models or registry))
     unknown = sorted(set(names) - set(registry))
     if unknown:
-        sys.exit(f"unknown model(s) {unknown}; known: {sorted(registry)}")
+        fail(f"unknown model(s) {unknown}; known: {sorted(registry)}")
 
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot make --out {args.out}: {exc}")
+    targets = [args.out, *(args.out / f"results_{args.dataset}{suffix}"
+                           for suffix in (".csv", ".md", ".png"))]
+    if not all(os.access(path, os.W_OK) for path in targets if path.exists()):
+        fail(f"cannot write the results to --out {args.out}")  # before hours of fitting
     stem = args.out / f"results_{args.dataset}"
     csv_path = Path(f"{stem}.csv")
     cells = [(n, name) for n in args.n_components for name in names]

@@ -7,11 +7,18 @@ sparse and contractive models, and for the VAE (50 epochs; the chapter's 784-256
 network, the default before skae's VAE became 784-512-256-2)::
 
     SKAE_DATA=../shared/data python benchmarks/input_standardisation.py
+
+Results: ``benchmarks/results/input_standardisation.md`` (``--out`` for another folder).
 """
 
+import argparse
+import datetime
+import platform
 import warnings
+from pathlib import Path
 
 import numpy as np
+from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, VariationalAutoencoder
@@ -30,25 +37,40 @@ def raw_input(cls):
     return RawInput
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                        help="folder for input_standardisation.md (default: benchmarks/results)")
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     X_train = load_mnist("train", return_X_y=True)[0]
     X_test = load_mnist("test", return_X_y=True)[0]
-    print("| code | epochs | input | test MSE per pixel |")
-    print("| --- | ---: | --- | ---: |")
+    lines = []
+
+    def say(line):
+        lines.append(line)
+        print(line, flush=True)
+
+    say("| code | epochs | input | test MSE per pixel |")
+    say("| --- | ---: | --- | ---: |")
     for code, epochs in (("relu", 20), ("logistic", 10)):
         for label, cls in (("raw [0, 1]", raw_input(Autoencoder)), ("standardised", Autoencoder)):
             est = cls(32, code_activation=code, max_iter=epochs, random_state=0).fit(X_train)
             error = np.mean((X_test - est.inverse_transform(est.transform(X_test))) ** 2)
-            print(f"| {code} | {epochs} | {label} | {error:.4f} |", flush=True)
-    print(f"\npixel variance (the error of predicting the mean image): {X_test.var(0).mean():.4f}")
-    print("\n| VariationalAutoencoder(2, hidden_layer_sizes=(256,)), 50 epochs | test -ELBO "
-          "(nats) |\n| --- | ---: |")
+            say(f"| {code} | {epochs} | {label} | {error:.4f} |")
+    say(f"\npixel variance (the error of predicting the mean image): {X_test.var(0).mean():.4f}")
+    say("\n| VariationalAutoencoder(2, hidden_layer_sizes=(256,)), 50 epochs | test -ELBO "
+        "(nats) |\n| --- | ---: |")
     for label, cls in (("raw [0, 1]", raw_input(VariationalAutoencoder)),
                        ("standardised", VariationalAutoencoder)):
         est = cls(2, hidden_layer_sizes=(256,), batch_size=100, max_iter=50,
                   random_state=0).fit(X_train)
-        print(f"| {label} | {-est.score(X_test):.2f} |", flush=True)
+        say(f"| {label} | {-est.score(X_test):.2f} |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "input_standardisation.md").write_text(
+        f"# Raw against standardised encoder input (MNIST)\n\n{datetime.date.today()}, "
+        "`SKAE_DATA=../shared/data python benchmarks/input_standardisation.py`, "
+        f"{environment_line()}, {platform.machine()}\n\n" + "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ code is)::
 About 2.5 minutes on 2 cores. Results: ``benchmarks/results/sparse_code_scale.md``.
 """
 
+import argparse
 import dataclasses
 import datetime
 import platform
@@ -32,11 +33,16 @@ from skae.datasets import load_mnist
 class UnscaledSparseAutoencoder(SparseAutoencoder):
     """The same model with the decoder reading the sigmoid code itself (factor 1)."""
 
-    def _build_architecture(self, n_features):
-        return dataclasses.replace(super()._build_architecture(n_features), code_scale=1.0)
+    def _build_architecture(self, n_features, image_shape):
+        architecture = super()._build_architecture(n_features, image_shape)
+        return dataclasses.replace(architecture, code_scale=1.0)
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
+                        help="folder for sparse_code_scale.md (default: benchmarks/results)")
+    args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     start = time.perf_counter()
     X_train = load_mnist("train", return_X_y=True)[0]
@@ -65,8 +71,8 @@ def main():
         lines.append(f"| {label} | {epochs} | {error:.5f} | {error / plain[epochs]:.2f} | "
                      f"{codes.mean():.4f} | {np.mean(codes > 0.5):.4f} |")
         print(lines[-1], flush=True)
-    out = Path("benchmarks/results/sparse_code_scale.md")
-    out.write_text(
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "sparse_code_scale.md").write_text(
         f"`SKAE_DATA=../shared/data python benchmarks/sparse_code_scale.py`, "
         f"{datetime.date.today()}\n\n{environment_line()}, {platform.machine()}. Time of this "
         f"run: {time.perf_counter() - start:.0f} s.\n\n" + "\n".join(lines) + "\n")

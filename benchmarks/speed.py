@@ -45,7 +45,7 @@ reported for comparison::
     SKAE_DATA=../shared/data python benchmarks/speed.py                 # MNIST, ~12 minutes
     SKAE_DATA=../shared/data python benchmarks/speed.py --keras-python /path/to/tf-venv/bin/python
     SKAE_DATA=../shared/data python benchmarks/speed.py --threads 1     # on a busy machine
-    python benchmarks/speed.py --quick                                  # smoke test, ~30 s
+    python benchmarks/speed.py --quick          # smoke test, about a minute: speed_cpu_quick.md
     SKAE_DATA=../shared/data python benchmarks/speed.py --device cuda --no-compile
 
 Keras (``pip install tensorflow-cpu``, an optional benchmark dependency) always runs in a
@@ -849,7 +849,8 @@ def parse_args(argv=None):
     parser.add_argument("--rss-epochs", type=int, default=2,
                         help="epochs of the fit whose memory is measured (default: 2)")
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 rows, 1 round, small matmul: a smoke test of seconds")
+                        help="2,000 rows, 1 round, small matmul: a smoke test (about a "
+                        "minute), written to speed_cpu_quick.md and .csv")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     if args.matmul_size is None:
@@ -903,6 +904,8 @@ def main(argv=None):
     command = " ".join(["python benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "speed_cpu" if args.device == "cpu" else "speed_cuda"
+    if args.quick:  # a smoke run never replaces the full run's committed tables
+        stem += "_quick"
     where = "the CPU" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
     write_report(results, args.out / f"{stem}.md", command, env_line, data_line, total, where)
     write_csv(results, args.out / f"{stem}.csv")

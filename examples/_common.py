@@ -1,6 +1,7 @@
 """Shared by the example scripts: the data they run on."""
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def load_data(n_samples, n_test, random_state):
         X_test, y_test = load_mnist("test", download=False, return_X_y=True)
         name, image_shape = "MNIST", (28, 28)
         n_samples = 10_000 if n_samples is None else n_samples
-    except (FileNotFoundError, OSError) as exc:
+    except ValueError as exc:  # files there but corrupt or truncated: not a reason to fall back
+        sys.exit(f"error: {exc}")
+    except OSError as exc:
         print(f"MNIST not available ({type(exc).__name__}); falling back to "
               "scikit-learn's 8x8 digits")
         from sklearn.datasets import load_digits
@@ -43,6 +46,14 @@ def load_data(n_samples, n_test, random_state):
     return X_train, X_test, y_train, y_test, image_shape, name
 
 
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
 def example_parser(doc, script):
     """An argument parser with the options every example takes; add its own to it."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
@@ -50,7 +61,7 @@ def example_parser(doc, script):
                         help="where to write the PNG")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run in seconds: a few epochs on a few hundred rows")
-    parser.add_argument("--max-iter", type=int, default=None, help="epochs")
+    parser.add_argument("--max-iter", type=positive_int, default=None, help="epochs")
     parser.add_argument("--n-samples", type=int, default=None,
                         help="training rows (default 10,000 of MNIST, all of digits; 0: all)")
     parser.add_argument("--random-state", type=int, default=0)

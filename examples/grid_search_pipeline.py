@@ -31,6 +31,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import positive_int
 
 N_COMPONENTS = [4, 8, 16]
 DEFAULT_MAX_ITER = {"digits": 100, "mnist": 20}
@@ -43,10 +44,10 @@ def parse_args(argv=None):
     parser.add_argument("--n-samples", type=int, default=None,
                         help="random subset of the data (default: all of digits, 5000 of "
                              "MNIST's training set)")
-    parser.add_argument("--max-iter", type=int, default=None,
+    parser.add_argument("--max-iter", type=positive_int, default=None,
                         help="autoencoder epochs (default: 100 on digits, 20 on MNIST)")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--cv", type=int, default=3)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--cv", type=positive_int, default=3)
     parser.add_argument("--n-jobs", type=int, default=None,
                         help="GridSearchCV workers (default: 2, or 1 with --quick)")
     parser.add_argument("--random-state", type=int, default=0)

@@ -3,6 +3,7 @@
 import csv
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,42 @@ def test_an_interrupted_cell_does_not_outlive_the_parent():
         signal.signal(signal.SIGALRM, previous)
     assert time.perf_counter() - start < 30
     assert set(multiprocessing.active_children()) <= others
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--n-components", "0"], "--n-components must be positive"),
+    (["--max-iter", "0"], "--max-iter must be positive"),  # was taken as "the default"
+    (["--n-components", "100"], r"--n-components \[100\] larger than the 64 features"),
+    (["--models", "Foo"], r"unknown model\(s\) \['Foo'\]"),
+    (["--dataset", "mnist"], "MNIST file .* is missing"),
+])
+def test_compare_pca_stops_bad_input_with_one_line_before_fitting(tmp_path, monkeypatch,
+                                                                  capsys, args, message):
+    compare_pca = _load_compare_pca()
+    monkeypatch.setenv("SKAE_DATA", str(tmp_path))  # no MNIST there
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    with pytest.raises(SystemExit) as stopped:
+        compare_pca.main([*args, "--out", str(tmp_path / "out")])
+    said = str(stopped.value.code) if stopped.value.code != 2 else capsys.readouterr().err
+    assert re.search(f"compare_pca.py: error: {message}", said), said
+    assert not (tmp_path / "out" / "results_digits.csv").exists()  # nothing fitted
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("no network in this test")
+
+
+def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
+    # sparse_code_scale.py and input_standardisation.py subclass skae's private hooks; a
+    # changed hook signature broke the first without a test noticing
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import input_standardisation
+    import sparse_code_scale
+
+    X = np.random.RandomState(0).rand(60, 16)
+    unscaled = sparse_code_scale.UnscaledSparseAutoencoder(8, max_iter=2, random_state=0)
+    assert unscaled.fit(X).partial_fit(X)._architecture.code_scale == 1.0
+    raw = input_standardisation.raw_input(input_standardisation.Autoencoder)(3, max_iter=2)
+    assert raw.fit(X)._x_scale == 1.0

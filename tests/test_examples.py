@@ -33,6 +33,8 @@ EXAMPLES = [
 def test_example_runs(script, args, outputs, tmp_path):
     env = dict(os.environ, MPLBACKEND="Agg")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    if env.get("SKAE_DATA"):  # the README's ../shared/data, from the script's own folder
+        env["SKAE_DATA"] = str(Path(env["SKAE_DATA"]).expanduser().resolve())
     command = [sys.executable, str(ROOT / "examples" / script)]
     command += [arg.format(tmp=tmp_path) for arg in args]
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
