@@ -170,10 +170,12 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
     >>> X.shape  # doctest: +SKIP
     (60000, 784)
     """
-    if subset not in _MNIST_FILES:
+    if not isinstance(subset, str) or subset not in _MNIST_FILES:
         raise ValueError(
             f"subset must be one of {sorted(_MNIST_FILES)}, got {subset!r}."
         )
+    if not isinstance(download, (bool, np.bool_)):  # "no" would count as True
+        raise TypeError(f"download must be True or False, got {download!r}.")
     folder = get_data_home(data_home) / _MNIST_DIR
     images_file, labels_file = _MNIST_FILES[subset]
     images_path = _fetch_file(folder, images_file, download=download)

@@ -205,10 +205,17 @@ def test_get_data_home_does_not_create(tmp_path):
 # Errors
 
 
-@pytest.mark.parametrize("subset", ["valid", "TRAIN", "", None, 0])
+@pytest.mark.parametrize("subset", ["valid", "TRAIN", "", None, 0, ["train"]])
 def test_bad_subset(subset, tmp_path):
     with pytest.raises(ValueError, match=r"subset must be one of.*'test'.*'train'"):
         load_mnist(subset, data_home=tmp_path)
+
+
+@pytest.mark.parametrize("download", ["no", 0, None])
+def test_download_must_be_a_bool(download, tmp_path):
+    # a truthy "no" would download
+    with pytest.raises(TypeError, match="download must be True or False"):
+        load_mnist("test", data_home=tmp_path, download=download)
 
 
 @needs_mnist
