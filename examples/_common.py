@@ -82,7 +82,8 @@ def save_figure(fig, out, start):
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out) if Path(out).suffix else Path(out).with_suffix(".png")  # as savefig does
+    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
     plt.close(fig)
     print(f"Figure written to {out}; total time {time.perf_counter() - start:.1f} s")

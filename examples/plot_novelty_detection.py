@@ -36,8 +36,8 @@ from _common import example_parser, finish_args, load_data, save_figure
 
 def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
-    parser.add_argument("--inliers", type=int, nargs="+", default=[0],
-                        help="digit classes to train on (default: 0)")
+    parser.add_argument("--inliers", type=int, nargs="+", default=[0], choices=range(10),
+                        metavar="DIGIT", help="digit classes to train on (default: 0)")
     return finish_args(parser.parse_args(argv), epochs=30, quick_epochs=5, quick_rows=3000)
 
 def main(argv=None):
