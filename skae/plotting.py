@@ -82,11 +82,30 @@ def _normalize_image_shape(image_shape, n_features):
     return shape
 
 
+def _final_step(estimator):
+    """The model of ``estimator``: itself, or the last step of a ``Pipeline``."""
+    from sklearn.pipeline import Pipeline
+
+    return estimator[-1] if isinstance(estimator, Pipeline) else estimator
+
+
+def _skae_model(estimator, display):
+    """The fitted skae model of ``estimator`` (or of a ``Pipeline`` ending in one)."""
+    from ._base import BaseAutoencoder
+
+    model = _final_step(estimator)
+    if not isinstance(model, BaseAutoencoder):
+        raise TypeError(f"{display} needs a fitted skae estimator (or a Pipeline ending in "
+                        f"one), got {type(model).__name__}.")
+    check_is_fitted(estimator)
+    return model
+
+
 def _resolve_image_shape(estimator, image_shape, n_features, infer=True):
-    """The image shape to draw with: argument, ``estimator.image_shape_``, or a square."""
+    """The image shape to draw with: argument, the model's ``image_shape_``, or a square."""
     if image_shape is not None:
         return _normalize_image_shape(image_shape, n_features)
-    fitted = getattr(estimator, "image_shape_", None)
+    fitted = getattr(_final_step(estimator), "image_shape_", None)
     if fitted is not None and fitted[0] > 1:  # (1, n, 1) is a 1-D signal, not an image
         return _normalize_image_shape(fitted, n_features)
     side = math.isqrt(n_features)
@@ -181,7 +200,8 @@ class ReconstructionDisplay:
         Parameters
         ----------
         estimator : fitted skae estimator
-            The autoencoder.
+            The autoencoder, or a Pipeline ending in one (its ``image_shape_`` is used);
+            any fitted transformer with ``inverse_transform`` draws too.
         X : array-like of shape (n_samples, n_features)
             Data to reconstruct.
         n_samples : int, default=10
@@ -427,7 +447,7 @@ class ManifoldDisplay:
 
         Parameters
         ----------
-        estimator : fitted skae estimator
+        estimator : fitted skae estimator, or a Pipeline ending in one
             With ``n_components_ >= 2`` and an image shape.
         n_per_side : int, default=15
             Tiles per side.
@@ -443,7 +463,7 @@ class ManifoldDisplay:
         """
         from scipy.stats import norm
 
-        check_is_fitted(estimator)
+        model = _skae_model(estimator, "ManifoldDisplay")
         n = int(n_per_side)
         if n < 1:
             raise ValueError(f"n_per_side must be a positive integer, got {n_per_side!r}.")
@@ -451,7 +471,7 @@ class ManifoldDisplay:
         if not 0 < lo < hi < 1:
             raise ValueError(
                 f"quantile_range must satisfy 0 < low < high < 1, got {quantile_range!r}.")
-        n_components = estimator.n_components_
+        n_components = model.n_components_
         if n_components < 2:
             raise ValueError(
                 f"ManifoldDisplay needs a code of at least 2 dimensions; the estimator has "
@@ -463,10 +483,10 @@ class ManifoldDisplay:
                 "ManifoldDisplay needs an image shape: pass image_shape or fit the estimator "
                 "with image_shape (or on square images).")
         ppf = norm.ppf(np.linspace(lo, hi, n))
-        if hasattr(estimator, "log_likelihood"):  # variational: the prior is N(0, I)
+        if hasattr(model, "log_likelihood"):  # variational: the prior is N(0, I)
             mean, std = np.zeros(n_components), np.ones(n_components)
         else:
-            count, mean, scatter = estimator._code_statistics()
+            count, mean, scatter = model._code_statistics()
             var = np.diag(scatter) / (count - 1) if count > 1 else np.zeros(len(mean))
             mean, std = np.asarray(mean, dtype=float), np.sqrt(var)
         grid_x, grid_y = mean[0] + ppf * std[0], mean[1] + ppf * std[1]
@@ -569,17 +589,17 @@ class LossCurveDisplay:
 
         Parameters
         ----------
-        estimator : fitted skae estimator
+        estimator : fitted skae estimator, or a Pipeline ending in one
         ax : matplotlib Axes, default=None
 
         Returns
         -------
         display : LossCurveDisplay
         """
-        check_is_fitted(estimator)
-        epochs = estimator._state.validation_epochs
-        return cls(estimator.loss_curve_, loss_terms=estimator.loss_terms_,
-                   validation_scores=estimator.validation_scores_,
+        model = _skae_model(estimator, "LossCurveDisplay")
+        epochs = model._state.validation_epochs
+        return cls(model.loss_curve_, loss_terms=model.loss_terms_,
+                   validation_scores=model.validation_scores_,
                    validation_epochs=list(epochs) if epochs else None).plot(ax=ax)
 
     def plot(self, ax=None):
@@ -666,7 +686,7 @@ class FilterDisplay:
 
         Parameters
         ----------
-        estimator : fitted skae estimator
+        estimator : fitted skae estimator, or a Pipeline ending in one
         X : array-like of shape (n_samples, n_features), default=None
             The training data, for dense weights: the weights of features that are
             constant in ``X`` (such as MNIST's blank border) never receive a gradient and
@@ -685,10 +705,12 @@ class FilterDisplay:
         """
         import torch
 
-        check_is_fitted(estimator)
+        model = _skae_model(estimator, "FilterDisplay")
         if int(n_filters) < 1:
             raise ValueError(f"n_filters must be a positive integer, got {n_filters!r}.")
-        layer = next((m for m in estimator.encoder_.modules()
+        if X is not None and model is not estimator:  # what the model's first layer reads
+            X = estimator[:-1].transform(X)
+        layer = next((m for m in model.encoder_.modules()
                       if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))), None)
         if layer is None:
             raise ValueError("The encoder has no nn.Linear or nn.Conv2d layer.")

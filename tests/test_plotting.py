@@ -367,3 +367,27 @@ def test_filter_display_shows_input_channel_zero_of_conv_kernels():
     lo = K[:, 0].min(axis=(1, 2), keepdims=True)
     span = K[:, 0].max(axis=(1, 2), keepdims=True) - lo
     np.testing.assert_allclose(disp.tiles_, (K[:, 0] - lo) / span)
+
+
+def test_displays_take_a_pipeline_ending_in_an_skae_model(images):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    pipe = make_pipeline(MinMaxScaler(), Autoencoder(2, image_shape=(4, 16), max_iter=2,
+                                                     random_state=0)).fit(images)
+    model = pipe[-1]
+    disp = ReconstructionDisplay.from_estimator(pipe, images, n_samples=2)
+    assert disp.image_shape[:2] == (4, 16) and disp.bars_ is None  # not a square, not bars
+    manifold = ManifoldDisplay.from_estimator(pipe, n_per_side=2)
+    assert manifold.images.shape[2:] == (4, 16)
+    curve = LossCurveDisplay.from_estimator(pipe)
+    np.testing.assert_allclose(curve.lines_["training loss"].get_ydata(), model.loss_curve_)
+    filters = FilterDisplay.from_estimator(pipe, X=images)
+    assert filters.tiles_.shape == (2, 4, 16)
+
+
+@pytest.mark.parametrize("display", [ManifoldDisplay, LossCurveDisplay, FilterDisplay])
+def test_model_displays_refuse_what_is_not_an_skae_model(images, display):
+    with pytest.raises(TypeError, match=f"{display.__name__} needs a fitted skae estimator.*"
+                                        "got PCA"):
+        display.from_estimator(PCA(2).fit(images))
