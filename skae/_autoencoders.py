@@ -818,7 +818,8 @@ class VariationalAutoencoder(BaseAutoencoder):
         encoder, decoder = networks
         x_net = self._scaler(x, "normalize")
         mean, log_var = self._posterior(encoder(x_net))
-        eps = torch.randn(mean.shape[1], generator=torch.Generator().manual_seed(self._seed))
+        eps = torch.randn(mean.shape[1], generator=torch.Generator().manual_seed(self._seed),
+                          dtype=torch.float32)  # the same draw whatever torch's default dtype
         z = mean + torch.exp(0.5 * log_var) * eps.to(dtype=x.dtype, device=x.device)
         nll = self._log_density_shift(self._nll(decoder(z), self._target(x, x_net)))
         return -(nll + _losses.gaussian_kl(mean, log_var))

@@ -950,7 +950,7 @@ def _validation_split(n_samples, fraction, seed):
 
 def _validation_size(n_samples, fraction):
     """Rows held out for validation: at least one, leaving at least one to train on."""
-    n_val = math.ceil(fraction * n_samples)
+    n_val = math.ceil(float(fraction) * n_samples)  # float32 0.2 gives 40 of 200, its float 41
     if n_val < 1 or n_samples - n_val < 1:
         raise ValueError(
             f"early_stopping needs at least one training and one validation sample; with "

@@ -12,7 +12,9 @@ the file.
 import hashlib
 import json
 import math
+import os
 import struct
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +59,13 @@ def save(estimator, path):
     """
     name = type(estimator).__name__
     if _allowed_classes().get(name) is not type(estimator):
-        raise TypeError(f"save() takes an skae estimator, got {type(estimator).__qualname__}.")
+        raise TypeError(f"save() takes one of skae's estimator classes, got "
+                        f"{type(estimator).__qualname__} (a subclass or another class: use "
+                        "pickle or joblib for it).")
     params = estimator.get_params(deep=False)
+    if not isinstance(params["random_state"], (Integral, type(None))):
+        raise TypeError(f"save() keeps random_state as an int or None, got "
+                        f"{params['random_state']!r}; set an int seed to save the estimator.")
     state = {k: v for k, v in estimator.__getstate__().items() if k not in params}
     arrays = {}
     metadata = {
@@ -69,7 +76,13 @@ def save(estimator, path):
         "state": json.dumps(_encode(state, arrays)),
     }
     metadata["sha256"] = _digest(arrays, metadata)
-    Path(path).write_bytes(_save_tensors(arrays, metadata=metadata))
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")
+    try:  # a failed write never replaces a good file
+        partial.write_bytes(_save_tensors(arrays, metadata=metadata))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def load(path):

@@ -561,7 +561,8 @@ class DataParallelTrainer(Trainer):
             (terms["loss"] * (len(own) / len(batch_idx))).backward()
             self._term_names = list(terms)
         else:  # a last batch with fewer rows than processes (the first one has enough)
-            terms = dict.fromkeys(self._term_names, torch.zeros((), device=self._device))
+            terms = dict.fromkeys(self._term_names,
+                                  torch.zeros((), dtype=torch.float32, device=self._device))
         self._all_reduce_gradients()
         self.optimizer.step()
         return {name: t.detach() * len(own) for name, t in terms.items()}

@@ -567,8 +567,10 @@ def test_training_is_float32_whatever_torchs_default_dtype(unit_data, make):
         ae = make().fit(unit_data)
         loaded = pickle.loads(saved)
         codes = loaded.transform(unit_data.astype(np.float32))
+        scores = loaded.score_samples(unit_data.astype(np.float64))  # the VAE's draw too
         loaded.partial_fit(unit_data)
     finally:
         torch.set_default_dtype(torch.float32)
     assert ae.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(scores, reference.score_samples(unit_data.astype(np.float64)))
     assert codes.dtype == np.float32 and loaded.n_iter_ == 3

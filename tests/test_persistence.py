@@ -4,6 +4,7 @@ import builtins
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -325,16 +326,38 @@ def test_save_refuses_what_is_not_an_skae_estimator(tmp_path, unit_data):
     from skae._base import BaseAutoencoder
 
     for obj in (PCA(2), MyAutoencoder(), BaseAutoencoder(), "model", {"encoder_": 1}):
-        with pytest.raises(TypeError, match="skae estimator"):
+        with pytest.raises(TypeError, match="one of skae's estimator classes.*pickle"):
             skae.save(obj, tmp_path / "x.skae")
     assert not (tmp_path / "x.skae").exists()
 
 
 def test_save_refuses_unsavable_parameters_without_writing(tmp_path):
     ae = Autoencoder(random_state=np.random.RandomState(0))
-    with pytest.raises(TypeError, match="RandomState"):
+    with pytest.raises(TypeError, match="random_state as an int or None, got RandomState"):
         skae.save(ae, tmp_path / "x.skae")
     assert not (tmp_path / "x.skae").exists()
+    skae.save(ae.set_params(random_state=np.int64(3)), tmp_path / "x.skae")  # a numpy int
+    assert skae.load(tmp_path / "x.skae").random_state == 3
+
+
+def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, monkeypatch):
+    from skae import _persistence
+
+    ae = _small_fitted(unit_data)
+    skae.save(ae, tmp_path / "m.skae")
+    good = (tmp_path / "m.skae").read_bytes()
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_persistence, "_save_tensors", lambda *a, **k: b"x" * 100)
+    monkeypatch.setattr(Path, "write_bytes", lambda self, data: (
+        open(self, "wb").write(data[:10]), full_disk()))  # dies half-way, as a full disk
+    with pytest.raises(OSError, match="No space"):
+        skae.save(ae, tmp_path / "m.skae")
+    monkeypatch.undo()
+    assert (tmp_path / "m.skae").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skae"]  # no partial file left
 
 
 # ---------------------------------------------------------------------------------- refusals

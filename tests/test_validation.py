@@ -300,6 +300,13 @@ def test_early_stopping_with_one_training_and_one_validation_sample_trains(unit_
     assert ae.n_iter_ == 2 and len(ae.validation_scores_) == 2
 
 
+def test_a_float32_validation_fraction_holds_out_what_its_saved_float_does():
+    from skae._base import _validation_size
+
+    fraction = np.float32(0.2)  # 40 of 200 in float32, 40.0000006 as the float save keeps
+    assert _validation_size(200, fraction) == _validation_size(200, float(fraction)) == 41
+
+
 def test_partial_fit_ignores_early_stopping_so_one_sample_is_enough(unit_data):
     ae = Autoencoder(3, early_stopping=True, random_state=0).partial_fit(unit_data[:1])
     assert ae.n_iter_ == 1 and ae.validation_scores_ is None
