@@ -50,7 +50,8 @@ def reconstruction_mse(estimator, X):
         ``KernelPCA(fit_inverse_transform=True)``, a skae autoencoder, or a ``Pipeline`` in
         which every step has ``inverse_transform``.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
-        Data to reconstruct; passed to ``estimator.transform`` as given.
+        Data to reconstruct; passed to ``estimator.transform`` as given. It is read
+        whole (a ``np.memmap`` or lazy array too), unlike the estimators' own methods.
 
     Returns
     -------
@@ -107,7 +108,8 @@ def reconstruction_r2(estimator, X):
         which every step has ``inverse_transform``.
     X : {array-like, sparse matrix} of shape (n_samples, n_features)
         Data to reconstruct; passed to ``estimator.transform`` as given. Its per-feature
-        mean is the baseline, as in ``r2_score``.
+        mean is the baseline, as in ``r2_score``. It is read whole (a ``np.memmap`` or
+        lazy array too), unlike the estimators' own methods.
 
     Returns
     -------
