@@ -446,16 +446,19 @@ def main(argv=None):
                                                                      args.random_state)
     except (OSError, ValueError) as exc:  # MNIST missing, corrupt or not downloadable
         fail(exc)
-    too_large = [n for n in args.n_components if n > min(X_train.shape[1], args.kernel_rows)]
-    if too_large:
-        fail(f"--n-components {too_large} larger than the {X_train.shape[1]} features (or "
-             f"the {args.kernel_rows} rows of --kernel-rows)")
     registry = make_registry(image_shape=image_shape, training=training,
                              random_state=args.random_state)
     names = list(dict.fromkeys(args.models or registry))
     unknown = sorted(set(names) - set(registry))
     if unknown:
         fail(f"unknown model(s) {unknown}; known: {sorted(registry)}")
+    # the PCAs need n_components <= features (KernelPCA: <= its rows); autoencoders do not
+    for name, limit in (("PCA", X_train.shape[1]), ("IncrementalPCA", X_train.shape[1]),
+                        ("KernelPCA", args.kernel_rows)):
+        too_large = [n for n in args.n_components if n > limit]
+        if name in names and too_large:
+            fail(f"--n-components {too_large} too large for {name} (at most {limit}); "
+                 "leave it out with --models")
 
     try:
         args.out.mkdir(parents=True, exist_ok=True)
