@@ -39,6 +39,8 @@ def main(argv=None):
     parser.add_argument("--budget", type=float, default=15 * 60, help="training seconds")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    if not args.budget > 0:
+        parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch chunks
 
     X_train = load_mnist("train", return_X_y=True)[0]

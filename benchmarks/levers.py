@@ -638,7 +638,14 @@ def parse_args(argv=None):
     parser.add_argument("--out", type=Path, default=ROOT / "results")
     parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator workers
     parser.add_argument("--conv-fit", type=int, help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds must be positive, got {args.rounds}")
+    try:
+        torch.device(args.device)
+    except RuntimeError as exc:
+        parser.error(f"--device {args.device!r} is not a torch device ({exc})")
+    return args
 
 
 def main(argv=None):

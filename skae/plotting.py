@@ -366,9 +366,13 @@ class LatentSpaceDisplay:
             self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], **kwargs)
         else:
             y = np.asarray(self.y)
-            if len(y) != len(Z):
-                raise ValueError(f"y has {len(y)} values but Z has {len(Z)} rows.")
-            classes = np.unique(y)
+            if y.ndim != 1 or len(y) != len(Z):
+                raise ValueError(f"y must hold one label per row of Z ({len(Z)}), got shape "
+                                 f"{y.shape}.")
+            try:
+                classes = np.unique(y)
+            except TypeError as exc:  # labels numpy cannot order, e.g. str and None mixed
+                raise TypeError(f"y's labels must be of one orderable type: {exc}") from None
             numeric = y.dtype.kind in "iuf"
             if len(classes) <= 20 and y.dtype.kind != "f":  # a legend entry per class
                 codes = np.searchsorted(classes, y)

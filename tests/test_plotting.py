@@ -391,3 +391,11 @@ def test_model_displays_refuse_what_is_not_an_skae_model(images, display):
     with pytest.raises(TypeError, match=f"{display.__name__} needs a fitted skae estimator.*"
                                         "got PCA"):
         display.from_estimator(PCA(2).fit(images))
+
+
+def test_latent_space_refuses_labels_it_cannot_order_or_pair(images):
+    Z = np.random.RandomState(0).rand(4, 2)
+    with pytest.raises(TypeError, match="y's labels must be of one orderable type"):
+        LatentSpaceDisplay(Z, y=["a", None, "b", "a"]).plot()
+    with pytest.raises(ValueError, match=r"one label per row of Z \(4\), got shape \(\)"):
+        LatentSpaceDisplay(Z, y=3).plot()
