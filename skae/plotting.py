@@ -366,6 +366,7 @@ class LatentSpaceDisplay:
             self.scatter_ = ax.scatter(Z[:, 0], Z[:, 1], **kwargs)
         else:
             y = np.asarray(self.y)
+            y = y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y  # a column, as before
             if y.ndim != 1 or len(y) != len(Z):
                 raise ValueError(f"y must hold one label per row of Z ({len(Z)}), got shape "
                                  f"{y.shape}.")

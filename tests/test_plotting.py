@@ -399,3 +399,4 @@ def test_latent_space_refuses_labels_it_cannot_order_or_pair(images):
         LatentSpaceDisplay(Z, y=["a", None, "b", "a"]).plot()
     with pytest.raises(ValueError, match=r"one label per row of Z \(4\), got shape \(\)"):
         LatentSpaceDisplay(Z, y=3).plot()
+    LatentSpaceDisplay(Z, y=np.array([[0], [1], [1], [0]])).plot()  # a column is taken
