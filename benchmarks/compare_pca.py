@@ -404,13 +404,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(prog=Path(__file__).name,
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
-    parser.add_argument("--n-components", type=int, nargs="+", default=[2, 8, 16, 32, 64],
+    parser.add_argument("--n-components", type=positive_int, nargs="+",
+                        default=[2, 8, 16, 32, 64],
                         metavar="N", help="code sizes to compare (default: 2 8 16 32 64)")
-    parser.add_argument("--max-iter", type=int, default=None,
+    parser.add_argument("--max-iter", type=positive_int, default=None,
                         help="autoencoder epochs (default: 100 for digits, 10 for mnist)")
     parser.add_argument("--models", nargs="+", default=None, metavar="NAME",
                         help="models of the registry to run (default: all)")
-    parser.add_argument("--kernel-rows", type=int, default=2000,
+    parser.add_argument("--kernel-rows", type=positive_int, default=2000,
                         help="training rows for KernelPCA (default: 2000)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
                         help="directory for the results (default: benchmarks/results)")
@@ -418,13 +419,16 @@ def parse_args(argv=None):
                         help="skip the cells already in the CSV (continue an interrupted run)")
     parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)
-    for name in ("n_components", "max_iter", "kernel_rows"):
-        values = getattr(args, name)
-        if any(v is not None and v < 1 for v in (values if isinstance(values, list)
-                                                 else [values])):
-            parser.error(f"--{name.replace('_', '-')} must be positive, got {values}")
     args.n_components = list(dict.fromkeys(args.n_components))  # each size once
     return args
+
+
+def positive_int(text):
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def fail(message):

@@ -98,8 +98,8 @@ def test_an_interrupted_cell_does_not_outlive_the_parent():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--n-components", "0"], "--n-components must be positive"),
-    (["--max-iter", "0"], "--max-iter must be positive"),  # was taken as "the default"
+    (["--n-components", "0"], "argument --n-components: must be a positive integer"),
+    (["--max-iter", "0"], "argument --max-iter: must be a positive"),  # was "the default"
     (["--n-components", "100"], r"--n-components \[100\] too large for PCA \(at most 64\)"),
     (["--kernel-rows", "20", "--models", "KernelPCA", "Autoencoder"],
      r"--n-components \[32, 64\] too large for KernelPCA \(at most 20\)"),
