@@ -54,6 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 # epochs and batch size of the autoencoders, per dataset
 TRAINING = {"digits": dict(max_iter=100, batch_size=32), "mnist": dict(max_iter=10, batch_size=256)}
 
@@ -413,8 +415,8 @@ def parse_args(argv=None):
                         help="models of the registry to run (default: all)")
     parser.add_argument("--kernel-rows", type=positive_int, default=2000,
                         help="training rows for KernelPCA (default: 2000)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
-                        help="directory for the results (default: benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for the results (default: results/ beside this script)")
     parser.add_argument("--resume", action="store_true",
                         help="skip the cells already in the CSV (continue an interrupted run)")
     parser.add_argument("--random-state", type=int, default=0)

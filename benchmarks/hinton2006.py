@@ -25,6 +25,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import Autoencoder
 from skae.datasets import load_mnist
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 # (epochs, learning rate): Adam at 1e-3, then two decays for the last stretch
 SCHEDULE = [(100, 1e-3), (40, 3e-4), (100, 1e-4)]
 EVAL_EVERY = 5
@@ -37,7 +39,7 @@ def squared_error_per_image(est, X):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=float, default=15 * 60, help="training seconds")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if not args.budget > 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")

@@ -24,6 +24,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import Autoencoder, VariationalAutoencoder
 from skae.datasets import load_mnist
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 
 def raw_input(cls):
     """``cls`` with the same network and training, fed raw pixels (no standardisation)."""
@@ -39,8 +41,9 @@ def raw_input(cls):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
-                        help="folder for input_standardisation.md (default: benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for input_standardisation.md (default: results/ beside "
+                        "this script)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     X_train = load_mnist("train", return_X_y=True)[0]

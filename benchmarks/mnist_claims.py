@@ -47,6 +47,8 @@ from skae import (
 from skae._losses import jacobian_frobenius
 from skae.datasets import load_mnist
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 
 def mse(est, X_in, X_target):
     return float(np.mean((X_target - est.inverse_transform(est.transform(X_in))) ** 2))
@@ -158,7 +160,7 @@ CLAIMS = {"quality": claim_quality, "deep": claim_deep, "denoising": claim_denoi
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="+", choices=list(CLAIMS), default=list(CLAIMS))
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/mnist_claims.md"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "mnist_claims.md")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     data = (load_mnist("train", return_X_y=True)[0], load_mnist("test", return_X_y=True)[0])

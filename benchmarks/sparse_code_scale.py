@@ -29,6 +29,8 @@ from sklearn.exceptions import ConvergenceWarning
 from skae import Autoencoder, SparseAutoencoder
 from skae.datasets import load_mnist
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 
 class UnscaledSparseAutoencoder(SparseAutoencoder):
     """The same model with the decoder reading the sigmoid code itself (factor 1)."""
@@ -40,8 +42,9 @@ class UnscaledSparseAutoencoder(SparseAutoencoder):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"),
-                        help="folder for sparse_code_scale.md (default: benchmarks/results)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for sparse_code_scale.md (default: results/ beside "
+                        "this script)")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     start = time.perf_counter()

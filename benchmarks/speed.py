@@ -76,6 +76,8 @@ from pathlib import Path
 
 import numpy as np
 
+RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
+
 TRANSFORM_ROWS = 10_000
 DEEP_HIDDEN = (1000, 500, 250)
 WORKER_TAG = "SPEED "  # the lines a worker process answers with start with this
@@ -851,7 +853,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="2,000 rows, 1 round, small matmul: a smoke test (about a "
                         "minute), written to speed_cpu_quick.md and .csv")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.matmul_size is None:
         args.matmul_size = 2048 if args.device == "cpu" else 8192

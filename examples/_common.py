@@ -54,11 +54,15 @@ def positive_int(text):
     return value
 
 
-def example_parser(doc, script):
-    """An argument parser with the options every example takes; add its own to it."""
+def example_parser(doc, script, *, figure=True):
+    """An argument parser with the options every example takes; add its own to it.
+
+    ``figure=False`` leaves out ``--out``, for an example that draws nothing.
+    """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(script).with_suffix(".png"),
-                        help="where to write the PNG")
+    if figure:
+        parser.add_argument("--out", type=Path, default=Path(script).with_suffix(".png"),
+                            help="where to write the PNG")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run in seconds: a few epochs on a few hundred rows")
     parser.add_argument("--max-iter", type=positive_int, default=None, help="epochs")

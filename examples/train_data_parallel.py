@@ -28,7 +28,7 @@ from _common import example_parser, finish_args, load_data
 
 
 def parse_args(argv=None):
-    parser = example_parser(__doc__, __file__)
+    parser = example_parser(__doc__, __file__, figure=False)
     parser.add_argument("--n-components", type=int, default=32)
     parser.add_argument("--device", default="cpu", help="'cpu', or 'cuda' for one GPU per rank")
     return finish_args(parser.parse_args(argv), epochs=10)

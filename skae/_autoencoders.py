@@ -736,6 +736,28 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.warm_start = warm_start
         self.device = device
 
+    def score_samples(self, X):
+        """Evidence lower bound (ELBO) of each sample, in nats; higher is better.
+
+        ``-(-log p(x | z) + KL(q(z | x) || N(0, I)))`` with ``beta = 1`` whatever ``beta``
+        the model was trained with, the KL in closed form. The reconstruction term is a
+        one-draw estimate: every row decodes ``z = mu + sigma * eps`` with the same ``eps``,
+        drawn once from the seed of the fit, so the score is deterministic, but it is noisier
+        than the ELBO's expectation; :meth:`log_likelihood` averages over many draws. For
+        ``loss_="mse"`` the density is that of ``X`` in its own units.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+            One score per sample, in the floating dtype of ``X``.
+        """
+        return super().score_samples(X)
+
     def log_likelihood(self, X, n_samples=100, random_state=None):
         """Importance-sampled estimate of ``log p(x)`` per sample, in nats.
 

@@ -76,13 +76,23 @@ def save(estimator, path):
         "state": json.dumps(_encode(state, arrays)),
     }
     metadata["sha256"] = _digest(arrays, metadata)
-    path = Path(path)
+    path = _file_path(path)
     partial = path.with_name(f".{path.name}.part")
     try:  # a failed write never replaces a good file
         partial.write_bytes(_save_tensors(arrays, metadata=metadata))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _file_path(path):
+    """``path`` as a Path, refused where it names a folder (``Path`` drops a final "/")."""
+    text = os.fsdecode(os.fspath(path))
+    if text.endswith(("/", os.sep)) or os.path.isdir(text):
+        raise IsADirectoryError(f"save() writes a file, but {text!r} names a folder; give a "
+                                f"file name in it, such as "
+                                f"{os.path.join(text, 'model.skae')!r}.")
+    return Path(text)
 
 
 def load(path):

@@ -157,6 +157,8 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
         or not a valid IDX file.
     FileNotFoundError
         If a file is missing and ``download`` is False.
+    NotADirectoryError
+        If ``data_home`` or its ``mnist/`` sub-folder is a file.
     OSError
         If a file is missing and could not be downloaded from any mirror.
 
@@ -177,6 +179,7 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
     if not isinstance(download, (bool, np.bool_)):  # "no" would count as True
         raise TypeError(f"download must be True or False, got {download!r}.")
     folder = get_data_home(data_home) / _MNIST_DIR
+    _check_folder(folder)
     images_file, labels_file = _MNIST_FILES[subset]
     images_path = _fetch_file(folder, images_file, download=download)
     labels_path = _fetch_file(folder, labels_file, download=download)
@@ -206,6 +209,19 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
         target_names=np.arange(10),
         DESCR=_MNIST_DESCR,
     )
+
+
+def _check_folder(folder):
+    """Refuse a data folder, or a folder above it, that is a file."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise NotADirectoryError(
+                    f"{str(path)!r} is a file, not a folder: data_home (or the "
+                    f"{_ENV_VAR} environment variable) must name a folder, whose "
+                    f"{_MNIST_DIR}/ sub-folder holds the MNIST files."
+                )
+            return
 
 
 def _fetch_file(folder, filename, *, download):

@@ -8,6 +8,7 @@ not need it.
 """
 
 import math
+from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,6 +24,13 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _positive_int(value, name):
+    """``value`` as an int, refused unless it is an integer of at least 1 (not a bool)."""
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    return int(value)
 
 
 def _get_ax(ax):
@@ -68,13 +76,15 @@ def _mosaic(images, n_rows, n_cols, pad=1, fill=np.nan):
 
 def _normalize_image_shape(image_shape, n_features):
     """``image_shape`` as an ``(h, w, c)`` tuple holding ``n_features`` values."""
-    shape = tuple(int(s) for s in image_shape)
+    shape = tuple(image_shape) if np.iterable(image_shape) else ()
     if len(shape) == 2:
         shape = shape + (1,)
-    if len(shape) != 3 or min(shape) < 1:
+    if len(shape) != 3 or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in shape):
         raise ValueError(
             "image_shape must be (height, width) or (height, width, channels), got "
             f"{image_shape!r}.")
+    shape = tuple(int(s) for s in shape)
     if math.prod(shape) != n_features:
         raise ValueError(
             f"image_shape={image_shape!r} holds {math.prod(shape)} values, but the data have "
@@ -219,8 +229,7 @@ class ReconstructionDisplay:
         display : ReconstructionDisplay
         """
         check_is_fitted(estimator)
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        n_samples = _positive_int(n_samples, "n_samples")
         feature_names = getattr(estimator, "feature_names_in_", None)
         if len(np.shape(X)) != 2:
             raise ValueError(f"X must be 2-D (n_samples, n_features), got shape {np.shape(X)}.")
@@ -228,7 +237,7 @@ class ReconstructionDisplay:
         if shape is not None:  # keep X's type (DataFrame, sparse) for transform
             if sp.issparse(X) and X.format not in ("csr", "csc"):
                 X = X.tocsr()  # COO, DIA, ... cannot be sliced
-            X = X.iloc[:int(n_samples)] if hasattr(X, "iloc") else X[:int(n_samples)]
+            X = X.iloc[:n_samples] if hasattr(X, "iloc") else X[:n_samples]
         X_rec = np.asarray(estimator.inverse_transform(estimator.transform(X)))
         X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
         disp = cls(X, X_rec, image_shape=shape, feature_names=feature_names)
@@ -338,6 +347,11 @@ class LatentSpaceDisplay:
         reduced = Z.shape[1] > 2
         if reduced:
             from sklearn.decomposition import PCA
+
+            if len(Z) < 2:
+                raise ValueError(f"The codes have {Z.shape[1]} dimensions, which "
+                                 "LatentSpaceDisplay projects onto 2 with PCA: that needs at "
+                                 f"least 2 rows of X, got {len(Z)}.")
 
             Z = PCA(2).fit_transform(Z)
         return cls(Z, y, reduced=reduced).plot(ax=ax)
@@ -469,9 +483,7 @@ class ManifoldDisplay:
         from scipy.stats import norm
 
         model = _skae_model(estimator, "ManifoldDisplay")
-        n = int(n_per_side)
-        if n < 1:
-            raise ValueError(f"n_per_side must be a positive integer, got {n_per_side!r}.")
+        n = _positive_int(n_per_side, "n_per_side")
         lo, hi = quantile_range
         if not 0 < lo < hi < 1:
             raise ValueError(
@@ -711,15 +723,14 @@ class FilterDisplay:
         import torch
 
         model = _skae_model(estimator, "FilterDisplay")
-        if int(n_filters) < 1:
-            raise ValueError(f"n_filters must be a positive integer, got {n_filters!r}.")
+        n_filters = _positive_int(n_filters, "n_filters")
         if X is not None and model is not estimator:  # what the model's first layer reads
             X = estimator[:-1].transform(X)
         layer = next((m for m in model.encoder_.modules()
                       if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))), None)
         if layer is None:
             raise ValueError("The encoder has no nn.Linear or nn.Conv2d layer.")
-        weights = layer.weight.detach().cpu().numpy()[:int(n_filters)]
+        weights = layer.weight.detach().cpu().numpy()[:n_filters]
         shape = None
         if isinstance(layer, torch.nn.Linear):
             shape = _resolve_image_shape(estimator, image_shape, weights.shape[1], infer=False)

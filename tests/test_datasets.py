@@ -494,3 +494,20 @@ def test_a_missing_labels_file_is_not_downloaded_with_download_false(tmp_path, m
     with pytest.raises(FileNotFoundError, match=labels):
         load_mnist("test", data_home=tmp_path, download=False)
     assert no_network == []
+
+
+@pytest.mark.parametrize("file_at", ["home", "mnist", "above"])
+@pytest.mark.parametrize("download", [True, False])
+def test_a_data_home_that_is_a_file_is_named(tmp_path, no_network, file_at, download):
+    home = tmp_path / "home"
+    if file_at == "home":
+        home.write_text("not a folder")
+    elif file_at == "mnist":
+        home.mkdir()
+        (home / "mnist").write_text("not a folder")
+    else:
+        (tmp_path / "above").write_text("not a folder")
+        home = tmp_path / "above" / "home"
+    with pytest.raises(NotADirectoryError, match="is a file, not a folder: data_home"):
+        load_mnist("test", data_home=home, download=download)
+    assert no_network == []

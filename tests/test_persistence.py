@@ -340,6 +340,16 @@ def test_save_refuses_unsavable_parameters_without_writing(tmp_path):
     assert skae.load(tmp_path / "x.skae").random_state == 3
 
 
+@pytest.mark.parametrize("name", ["new_folder/", "existing"])
+def test_save_refuses_a_folder_for_the_file(tmp_path, name):
+    (tmp_path / "existing").mkdir()
+    path = f"{tmp_path}/{name}"
+    with pytest.raises(IsADirectoryError, match=r"names a folder; give a file name in it"):
+        skae.save(Autoencoder(), path)
+    assert not (tmp_path / "new_folder").exists()
+    assert list((tmp_path / "existing").iterdir()) == []
+
+
 def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, monkeypatch):
     from skae import _persistence
 

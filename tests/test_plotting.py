@@ -122,6 +122,32 @@ def test_reconstruction_bad_image_shape(ae, images):
         ReconstructionDisplay.from_estimator(ae, images, image_shape=(7, 7))
 
 
+@pytest.mark.parametrize("value", [0, -1, 2.5, 3.0, True, "3", None])
+@pytest.mark.parametrize("call", ["reconstruction", "manifold", "filters"])
+def test_counts_must_be_positive_integers(ae, images, call, value):
+    draw, name = {  # a float count was truncated silently, a bool counted as 1
+        "reconstruction": (lambda v: ReconstructionDisplay.from_estimator(
+            ae, images, n_samples=v), "n_samples"),
+        "manifold": (lambda v: ManifoldDisplay.from_estimator(ae, n_per_side=v), "n_per_side"),
+        "filters": (lambda v: FilterDisplay.from_estimator(ae, n_filters=v), "n_filters"),
+    }[call]
+    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+        draw(value)
+    draw(np.int64(2))  # numpy integers are integers
+
+
+@pytest.mark.parametrize("shape", [(8.0, 8.0), (8.5, 7.5), (True, 64), ("8", "8"), 64, (0, 8)])
+def test_image_shape_must_hold_positive_integers(ae, images, shape):
+    with pytest.raises(ValueError, match="image_shape must be"):
+        ReconstructionDisplay.from_estimator(ae, images, image_shape=shape)
+
+
+def test_latent_space_of_one_row_with_a_wide_code_says_why_it_cannot_project(ae, images):
+    with pytest.raises(ValueError, match="projects onto 2 with PCA: that needs at least 2 rows"):
+        LatentSpaceDisplay.from_estimator(ae, images[:1])
+    assert LatentSpaceDisplay.from_estimator(ae, images[:2]).reduced
+
+
 def test_latent_space_two_components(images):
     est = Autoencoder(2, max_iter=2, random_state=0).fit(images)
     y = np.arange(40) % 3
