@@ -50,6 +50,7 @@ from ._training import (
     DataParallelTrainer,
     Trainer,
     TrainingState,
+    check_data_parallel,
     data_parallel_group,
     make_optimizer,
     shared_seed,
@@ -58,6 +59,9 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
+# the largest |mean| / scale at which standardising fuses ``x / s - m / s`` into one op: its
+# rounding, about float32's eps times this ratio in units of the spread, stays below 1e-5
+_FUSED_OFFSET = 100.0
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
 _ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
@@ -467,10 +471,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         parameters needs: on every :meth:`fit` and :meth:`partial_fit`, so a parameter set
         after a first fit is checked when training goes on. Variants extend it."""
         self._check_network_unchanged(X.shape[1])
-        if early_stopping:
-            _validation_size(X.shape[0], self.validation_fraction)
+        n_val = _validation_size(X.shape[0], self.validation_fraction) if early_stopping else 0
         # BCE data lie in [0, 1], checked already: only their spread can be out of range
         _check_float32_training(X, self._x_scale, values=self.loss_ != "bce")
+        check_data_parallel(X.shape[0], X.shape[0] - n_val, self.batch_size)
 
     def _check_network_unchanged(self, n_features):
         """Refuse parameters that would shape another network than the one built.
@@ -677,14 +681,16 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         A dense first layer absorbs the standardisation, ``W (x - m) / s + b = (W / s) x +
         (b - (W / s) m)``, so no standardised copy of each batch is made; an encoder that
-        starts with convolutions standardises as in training.
+        starts with convolutions standardises as in training, and so does a dense one where
+        the means lie so far from zero that the two terms would cancel (see :meth:`_scaler`).
         """
         layers = list(encoder)
         first = layers[0]
-        if not isinstance(first, torch.nn.Linear):
+        if isinstance(first, torch.nn.Linear):
+            mean, _, fused = self._scaling_tensors(first.weight.dtype, first.weight.device)
+        if not isinstance(first, torch.nn.Linear) or not fused:
             return lambda x: encoder(self._scaler(x, "normalize"))
         with torch.no_grad():
-            mean, _ = self._scaling_tensors(first.weight.dtype, first.weight.device)
             weight = first.weight / self._x_scale
             bias = first.bias - weight @ mean
 
@@ -706,19 +712,28 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._scaler(x, "normalize") if x_net is None else x_net
 
     def _scaler(self, x, direction):
-        """Standardise (``"normalize"``) or undo it (``"denormalize"``), one fused op each."""
-        mean, shift = self._scaling_tensors(x.dtype, x.device)
+        """Standardise (``"normalize"``) or undo it (``"denormalize"``), one fused op each.
+
+        ``x / scale - mean / scale`` is one op where the means are within
+        :data:`_FUSED_OFFSET` spreads of zero; farther out, its two large terms cancel and
+        lose the data's digits, so ``(x - mean) / scale`` takes two.
+        """
+        mean, shift, fused = self._scaling_tensors(x.dtype, x.device)
         if direction == "normalize":
+            if not fused:
+                return torch.sub(x, mean).mul_(1.0 / self._x_scale)
             return torch.add(shift, x, alpha=1.0 / self._x_scale)  # (x - mean) / scale
         return torch.add(mean, x, alpha=self._x_scale)
 
     def _scaling_tensors(self, dtype, device):
-        """``mean`` and ``-mean / scale`` as tensors, made once per dtype and device."""
+        """``mean`` and ``-mean / scale`` as tensors, made once per dtype and device, and
+        whether standardising may fuse them (see :meth:`_scaler`)."""
         cache = self.__dict__.get("_scaling_cache")
         key = (dtype, str(device))
         if cache is None or key not in cache:
             mean = torch.tensor(self._x_mean, dtype=dtype, device=device)  # copy: may be read-only
-            tensors = (mean, -mean / self._x_scale)
+            fused = float(np.abs(self._x_mean).max(initial=0.0)) <= _FUSED_OFFSET * self._x_scale
+            tensors = (mean, -mean / self._x_scale, fused)
             if cache is None:
                 return tensors
             cache[key] = tensors

@@ -533,19 +533,6 @@ class DataParallelTrainer(Trainer):
         self._device = next(self.module.parameters()).device
         self._term_names = None
 
-    def fit(self, source, indices, state, max_epochs, **kwargs):
-        sizes = [None] * self.world_size
-        dist.all_gather_object(sizes, (source.n_samples, len(indices)), group=self.group)
-        if len(set(sizes)) > 1:
-            raise ValueError(
-                "data-parallel training needs the same X in every process; the processes "
-                f"have (samples, training samples) = {sizes}.")
-        if min(self.batch_size, len(indices)) < self.world_size:  # alike in every process
-            raise ValueError(
-                "data-parallel training needs at least as many samples in the first batch as "
-                f"processes ({self.world_size}); it has {min(self.batch_size, len(indices))}.")
-        return super().fit(source, indices, state, max_epochs, **kwargs)
-
     def weighted_step(self, source, batch_idx):
         slices = np.array_split(batch_idx, self.world_size)
         own = slices[self.rank]
@@ -616,6 +603,29 @@ def draw(sampler, like, generator):
 def data_parallel_group():
     """The active :class:`ProcessGroup` (set by ``skae.distributed.data_parallel``) or None."""
     return _DATA_PARALLEL.get()
+
+
+def check_data_parallel(n_samples, n_train, batch_size):
+    """Refuse data that the processes of the active data-parallel group cannot share.
+
+    Every process must pass the same number of samples (``n_train`` of them trained on),
+    and the first batch must give each process a row. Called by every process before any
+    weight changes (it is a collective); nothing to check outside a group.
+    """
+    parallel = data_parallel_group()
+    if parallel is None:
+        return
+    world_size = dist.get_world_size(parallel.group)
+    sizes = [None] * world_size
+    dist.all_gather_object(sizes, (n_samples, n_train), group=parallel.group)
+    if len(set(sizes)) > 1:
+        raise ValueError(
+            "data-parallel training needs the same X in every process; the processes "
+            f"have (samples, training samples) = {sizes}.")
+    if min(batch_size, n_train) < world_size:  # alike in every process
+        raise ValueError(
+            "data-parallel training needs at least as many samples in the first batch as "
+            f"processes ({world_size}); it has {min(batch_size, n_train)}.")
 
 
 def shared_seed(seed):

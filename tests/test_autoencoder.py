@@ -518,6 +518,27 @@ def test_transform_folds_the_standardisation_into_the_first_layer_exactly(tabula
     np.testing.assert_allclose(ae.transform(X), expected, rtol=rtol, atol=rtol)
 
 
+@pytest.mark.parametrize("offset", [1e4, 1e6, 1e9])
+def test_a_feature_far_from_zero_keeps_its_digits_in_float32(tabular_data, offset):
+    # standardising as x / s - m / s cancels two large terms when a mean is many spreads
+    # from zero: a constant float32 column of 1e6 moved the codes by 0.5 (the codes'
+    # spread); far out, skae subtracts the mean first, which is exact there
+    X = tabular_data.astype(np.float32)
+    X[:, 0] = 0.0
+    shifted = X.copy()
+    shifted[:, 0] = offset  # exact in float32: the same data, one constant feature moved
+    make = lambda: Autoencoder(3, loss="mse", max_iter=3, random_state=0)  # noqa: E731
+    ae, ae_shifted = make().fit(X), make().fit(shifted)
+    for a, b in zip(_weights(ae), _weights(ae_shifted)):  # trained alike
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    codes = ae_shifted.transform(shifted)
+    np.testing.assert_allclose(codes, ae_shifted.transform(shifted.astype(np.float64)),
+                               atol=1e-5)
+    np.testing.assert_allclose(codes, ae.transform(X), atol=1e-4)
+    np.testing.assert_allclose(ae_shifted.inverse_transform(codes)[:, 1:],
+                               ae.inverse_transform(ae.transform(X))[:, 1:], rtol=1e-4)
+
+
 def test_partial_fit_pools_code_statistics_over_calls(unit_data):
     # each partial_fit adds its chunk's codes (by the network after that call) to the pool
     ae = Autoencoder(3, random_state=0).partial_fit(unit_data[:120])
@@ -574,3 +595,8 @@ def test_training_is_float32_whatever_torchs_default_dtype(unit_data, make):
     assert ae.loss_curve_ == reference.loss_curve_
     np.testing.assert_array_equal(scores, reference.score_samples(unit_data.astype(np.float64)))
     assert codes.dtype == np.float32 and loaded.n_iter_ == 3
+
+
+def _weights(model):
+    return [p.detach().numpy() for net in (model.encoder_, model.decoder_)
+            for p in net.parameters()]

@@ -48,13 +48,18 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
         with data_parallel():
             models = [cls(**params).fit(X) for cls, params in CONFIGS]
             errors = []
-            for make, data in [  # every process must pass the same X; and enough rows
-                    (lambda: Autoencoder(4, max_iter=1), X[: len(X) - rank]),
-                    (lambda: Autoencoder(2, batch_size=1, max_iter=1), X[:4])]:
+            fitted = models[0]
+            n_iter = fitted.n_iter_
+            for model, method, data in [  # every process must pass the same X; enough rows
+                    (Autoencoder(4, max_iter=1), "fit", X[: len(X) - rank]),
+                    (Autoencoder(2, batch_size=1, max_iter=1), "fit", X[:4]),
+                    (Autoencoder(4), "partial_fit", X[:1]),
+                    (fitted, "partial_fit", X[:1])]:
                 try:
-                    make().fit(data)
-                except ValueError as exc:
-                    errors.append(str(exc))
+                    getattr(model, method)(data)
+                except ValueError as exc:  # refused before the model changed
+                    errors.append((str(exc), model is not fitted and hasattr(model, "encoder_")))
+            errors.append(fitted.n_iter_ == n_iter)
         # a group without global rank 0: the seed is that of its own first process
         subgroup = dist.new_group([1])  # every process takes part in making it
         if rank == 1:
@@ -124,9 +129,13 @@ def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
 def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
     _, [(_, errors_0), (_, errors_1)] = two_process_models
     for errors in (errors_0, errors_1):  # none hangs in a collective the other left
-        assert len(errors) == 2
-        assert "same X in every process" in errors[0]
-        assert "at least as many samples in the first batch as processes (2)" in errors[1]
+        *refused, unchanged = errors
+        assert len(refused) == 4 and unchanged
+        assert "same X in every process" in refused[0][0]
+        for message, _ in refused[1:]:
+            assert "at least as many samples in the first batch as processes (2)" in message
+        # the refused fits left no half-fitted model behind
+        assert not any(half_fitted for _, half_fitted in refused)
 
 
 def test_a_group_without_global_rank_0_trains(two_process_models, out_dir):
