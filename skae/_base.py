@@ -59,6 +59,7 @@ from ._training import (
 )
 
 _SEED_MAX = np.iinfo(np.int32).max
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 # the largest |mean| / scale at which standardising fuses ``x / s - m / s`` into one op: its
 # rounding, about float32's eps times this ratio in units of the spread, stays below 1e-5
 _FUSED_OFFSET = 100.0
@@ -104,7 +105,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "loss": [StrOptions({"auto", "bce", "mse"})],
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        # a step in float32, as torch's optimizers take it: a larger rate cannot be cast
+        "learning_rate_init": [Interval(Real, 0, _FLOAT32_MAX, closed="neither")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],

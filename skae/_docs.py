@@ -155,7 +155,9 @@ _ATTRIBUTES = """\
         list can be shorter than ``loss_curve_``.
 
     best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+        Validation score of the weights kept: the best of ``validation_scores_``, except
+        after a warm-start :meth:`fit` in which no epoch beat the starting weights, whose
+        score on that fit's split (not in the list) it then is.
 """
 
 

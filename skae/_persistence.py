@@ -92,7 +92,11 @@ def _file_path(path):
         raise IsADirectoryError(f"save() writes a file, but {text!r} names a folder; give a "
                                 f"file name in it, such as "
                                 f"{os.path.join(text, 'model.skae')!r}.")
-    return Path(text)
+    path = Path(text)
+    if not path.parent.is_dir():  # else the error would name the temporary file
+        raise FileNotFoundError(f"save() cannot write {text!r}: there is no folder "
+                                f"{str(path.parent)!r}.")
+    return path
 
 
 def load(path):

@@ -176,8 +176,9 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
         raise ValueError(
             f"subset must be one of {sorted(_MNIST_FILES)}, got {subset!r}."
         )
-    if not isinstance(download, (bool, np.bool_)):  # "no" would count as True
-        raise TypeError(f"download must be True or False, got {download!r}.")
+    for name, flag in (("download", download), ("return_X_y", return_X_y)):
+        if not isinstance(flag, (bool, np.bool_)):  # "no" would count as True
+            raise TypeError(f"{name} must be True or False, got {flag!r}.")
     folder = get_data_home(data_home) / _MNIST_DIR
     _check_folder(folder)
     images_file, labels_file = _MNIST_FILES[subset]

@@ -117,7 +117,9 @@ def _resolve_image_shape(estimator, image_shape, n_features, infer=True):
         return _normalize_image_shape(image_shape, n_features)
     fitted = getattr(_final_step(estimator), "image_shape_", None)
     if fitted is not None and fitted[0] > 1:  # (1, n, 1) is a 1-D signal, not an image
-        return _normalize_image_shape(fitted, n_features)
+        if math.prod(fitted) == n_features:
+            return _normalize_image_shape(fitted, n_features)
+        infer = True  # images, whose width the steps of a Pipeline before the model changed
     side = math.isqrt(n_features)
     if infer and side > 1 and side * side == n_features:
         return (side, side, 1)

@@ -336,6 +336,25 @@ def test_a_warm_start_with_early_stopping_ends_on_the_best_weights(tabular_data)
         assert ae.best_validation_score_ >= max(ae.validation_scores_[:first])
 
 
+def test_best_validation_score_is_that_of_the_starting_weights_when_none_beat_them(
+        tabular_data):
+    # as documented: no epoch of this warm fit (a diverging rate, on new rows) beats the
+    # starting weights, which are kept, with their score on the new split
+    from skae._base import _validation_split
+
+    ae = Autoencoder(2, max_iter=5, early_stopping=True, warm_start=True, random_state=0)
+    ae.fit(tabular_data[:100])
+    start = [p.detach().clone() for p in ae.encoder_.parameters()]
+    ae.set_params(learning_rate_init=1.0, max_iter=3).fit(tabular_data[100:])
+    _, val = _validation_split(100, ae.validation_fraction, ae._seed)
+    assert ae.best_validation_score_ not in ae.validation_scores_
+    assert ae.best_validation_score_ > max(ae.validation_scores_[5:])
+    assert ae.score(tabular_data[100:][val]) == pytest.approx(ae.best_validation_score_,
+                                                              rel=1e-6)
+    for kept, before in zip(ae.encoder_.parameters(), start):
+        torch.testing.assert_close(kept.detach(), before, rtol=0, atol=0)
+
+
 def test_a_term_added_by_a_warm_start_counts_zero_before_it(unit_data):
     ae = Autoencoder(3, max_iter=3, warm_start=True, random_state=0)
     with warnings.catch_warnings():

@@ -218,6 +218,13 @@ def test_download_must_be_a_bool(download, tmp_path):
         load_mnist("test", data_home=tmp_path, download=download)
 
 
+@pytest.mark.parametrize("return_X_y", ["no", 1, None])
+def test_return_X_y_must_be_a_bool(return_X_y, tmp_path):
+    # a truthy "no" returned a tuple
+    with pytest.raises(TypeError, match="return_X_y must be True or False"):
+        load_mnist("test", data_home=tmp_path, download=False, return_X_y=return_X_y)
+
+
 @needs_mnist
 @pytest.mark.parametrize("name", TEST_FILES)
 def test_corrupted_file(test_copy, name):

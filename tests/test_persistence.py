@@ -350,6 +350,11 @@ def test_save_refuses_a_folder_for_the_file(tmp_path, name):
     assert list((tmp_path / "existing").iterdir()) == []
 
 
+def test_save_into_a_missing_folder_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"there is no folder '.*missing'"):
+        skae.save(Autoencoder(), tmp_path / "missing" / "ae.skae")
+
+
 def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, monkeypatch):
     from skae import _persistence
 

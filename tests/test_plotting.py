@@ -412,6 +412,18 @@ def test_displays_take_a_pipeline_ending_in_an_skae_model(images):
     assert filters.tiles_.shape == (2, 4, 16)
 
 
+def test_a_pipeline_that_changes_the_width_draws_in_its_own_input_shape(images):
+    # the model's image_shape_ (3 x 3 of PCA's 9 components) is not the pipeline's 8 x 8
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    pipe = make_pipeline(PCA(9), Autoencoder(2, max_iter=2, random_state=0)).fit(images)
+    assert pipe[-1].image_shape_[:2] == (3, 3)
+    assert ManifoldDisplay.from_estimator(pipe, n_per_side=2).images.shape[2:] == (8, 8)
+    disp = ReconstructionDisplay.from_estimator(pipe, images, n_samples=2)
+    assert disp.image_shape[:2] == (8, 8)
+
+
 @pytest.mark.parametrize("display", [ManifoldDisplay, LossCurveDisplay, FilterDisplay])
 def test_model_displays_refuse_what_is_not_an_skae_model(images, display):
     with pytest.raises(TypeError, match=f"{display.__name__} needs a fitted skae estimator.*"

@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skae import Autoencoder
+from skae import Autoencoder, SparseAutoencoder
 
 
 @pytest.fixture
@@ -229,6 +229,8 @@ def test_transform_of_data_outside_the_unit_interval_is_allowed_and_finite(fitte
     (dict(max_iter=0), "max_iter"),
     (dict(learning_rate_init=0), "learning_rate_init"),
     (dict(learning_rate_init=-1e-3), "learning_rate_init"),
+    # beyond float32: sgd, rmsprop and adadelta raised torch's "cannot be converted"
+    (dict(learning_rate_init=1e39, solver="sgd"), "learning_rate_init"),
     (dict(validation_fraction=1.0), "validation_fraction"),
     (dict(validation_fraction=0.0), "validation_fraction"),
     (dict(tol=-1.0), "tol"),
@@ -254,6 +256,16 @@ def test_bad_parameters_raise_invalid_parameter_error(unit_data, params, name):
     assert not hasattr(ae, "encoder_")
     with pytest.raises(InvalidParameterError, match=re.escape(name)):
         ae.partial_fit(unit_data)
+
+
+def test_a_sparsity_target_whose_inverse_overflows_float32_is_refused(unit_data):
+    # the code is scaled by 1 / rho: fit "diverged" at its first epoch, and inverse_transform
+    # gave NaN
+    ae = SparseAutoencoder(3, sparsity_target=1e-39, max_iter=1)
+    with pytest.raises(InvalidParameterError, match="sparsity_target"):
+        ae.fit(unit_data)
+    assert np.isfinite(ae.set_params(sparsity_target=1e-37).fit(unit_data).transform(
+        unit_data)).all()
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu", "cuda:-1"])
