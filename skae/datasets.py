@@ -269,16 +269,25 @@ def _download(filename, dest):
     checksum is verified, and only then is it renamed to ``dest``, so that
     a failed or interrupted download leaves no partial file behind.
     """
+    created = [path for path in (dest.parent, *dest.parent.parents) if not path.exists()]
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors = []
-    for mirror in _MNIST_MIRRORS:
-        url = mirror + filename
-        try:
-            _download_verified(url, dest, _MNIST_SHA256[filename])
-        except (OSError, http.client.HTTPException, ValueError) as exc:
-            errors.append(f"  {url}: {exc}")
-        else:
-            return
+    try:
+        for mirror in _MNIST_MIRRORS:
+            url = mirror + filename
+            try:
+                _download_verified(url, dest, _MNIST_SHA256[filename])
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                errors.append(f"  {url}: {exc}")
+            else:
+                return
+    finally:
+        if not dest.exists():  # a failed download leaves no folders it made behind
+            for path in created:  # the deepest first
+                try:
+                    path.rmdir()
+                except OSError:  # not empty: another process wrote to it meanwhile
+                    break
     raise OSError(
         f"MNIST file {filename!r} is missing from {str(dest.parent)!r} and "
         f"could not be downloaded:\n" + "\n".join(errors) + "\n"

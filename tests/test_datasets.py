@@ -274,7 +274,7 @@ def test_missing_files_no_network(tmp_path, no_network):
     # Every mirror was tried, and nothing was left behind.
     assert len(no_network) == len(datasets._MNIST_MIRRORS)
     assert all(url.endswith("t10k-images-idx3-ubyte.gz") for url in no_network)
-    assert list((tmp_path / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []  # not even the mnist/ folder
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,18 @@ def test_download_other_network_errors(tmp_path, monkeypatch, error):
     monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
     with pytest.raises(OSError, match="could not be downloaded"):
         load_mnist("test", data_home=tmp_path)
-    assert list((tmp_path / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_download_removes_only_the_folders_it_made(tmp_path, no_network):
+    home = tmp_path / "new" / "home"
+    with pytest.raises(OSError, match="could not be downloaded"):
+        load_mnist("test", data_home=home)
+    assert list(tmp_path.iterdir()) == []  # new/home/mnist/ was made for the download
+    (tmp_path / "mnist").mkdir()
+    with pytest.raises(OSError, match="could not be downloaded"):
+        load_mnist("test", data_home=tmp_path)
+    assert (tmp_path / "mnist").is_dir()  # the user's folder stays
 
 
 # --------------------------------------------------------------------------
@@ -333,7 +344,7 @@ def test_download_with_bad_checksum_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="SHA-256"):
         load_mnist("test", data_home=tmp_path)
     assert len(fake.calls) == len(datasets._MNIST_MIRRORS)
-    assert list((tmp_path / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("error", [ConnectionResetError("connection lost"), KeyboardInterrupt()])
@@ -352,7 +363,7 @@ def test_interrupted_download_leaves_nothing(tmp_path, monkeypatch, error):
     with pytest.raises(OSError if isinstance(error, OSError) else KeyboardInterrupt,
                        match=str(error) or None):
         load_mnist("test", data_home=tmp_path)
-    assert list((tmp_path / "mnist").iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------
