@@ -876,7 +876,10 @@ def _extremes(X):
 
 def _scaling_stats(X):
     """Per-feature mean and one global scale (the RMS of the centred data)."""
-    mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()  # float32 sums drift
+    if hasattr(X, "toarray"):  # scipy sums float32 data in float32 whatever its dtype=
+        mean = np.bincount(X.indices, weights=X.data, minlength=X.shape[1]) / X.shape[0]
+    else:
+        mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()  # float32 sums drift
     if isinstance(X, ChunkedArray):  # moments gathered while validating, chunk by chunk
         var = X.squared_deviations / X.shape[0]
     elif hasattr(X, "toarray"):

@@ -383,6 +383,15 @@ def test_sparse_and_dense_data_get_the_same_scaling(unit_data, offset):
     assert _scaling_stats(sp.csr_matrix(X))[1] == pytest.approx(dense_scale, rel=1e-9)
 
 
+def test_sparse_float32_data_are_averaged_in_float64():
+    # scipy's mean(dtype=float64) still sums float32 data in float32: means off by 0.08
+    from skae._base import _scaling_stats
+
+    X = (np.random.RandomState(0).rand(100_000, 4) * 1000).astype(np.float32) + 1e4
+    np.testing.assert_allclose(_scaling_stats(sp.csr_matrix(X))[0], _scaling_stats(X)[0],
+                               rtol=1e-13)
+
+
 @pytest.mark.parametrize("loss", ["auto", "bce"])
 def test_data_of_a_spread_below_float32s_range_is_refused(tabular_data, unit_data, loss):
     # centred tabular data take MSE; tiny positive values lie in [0, 1] and take BCE
