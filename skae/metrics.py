@@ -18,6 +18,8 @@ skae estimator and a ``Pipeline`` whose steps all have ``inverse_transform``.
 ``cross_validate`` and friends; they ignore ``y``, so a search can run without labels.
 """
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.utils import gen_batches
@@ -80,8 +82,9 @@ def reconstruction_mse(estimator, X):
     >>> round(reconstruction_mse(PCA(n_components=3).fit(X), X), 12)
     0.0
     """
-    sse, _, size = _reconstruction_sums(estimator, X, need_total=False)
-    return sse / size
+    sse, _, size, exponent = _reconstruction_sums(estimator, X, need_total=False)
+    with np.errstate(over="ignore"):  # an error beyond float64's range is inf
+        return float(np.ldexp(sse / size, exponent))
 
 
 def reconstruction_r2(estimator, X):
@@ -140,7 +143,7 @@ def reconstruction_r2(estimator, X):
     >>> round(float(pca.explained_variance_ratio_.sum()), 4)
     0.9288
     """
-    sse, sst, _ = _reconstruction_sums(estimator, X, need_total=True)
+    sse, sst, _, _ = _reconstruction_sums(estimator, X, need_total=True)  # both scaled alike
     if sst == 0.0:
         return 1.0 if sse == 0.0 else 0.0
     return 1.0 - sse / sst
@@ -222,18 +225,18 @@ def reconstruction_r2_scorer(estimator, X, y=None):
 
 
 def _reconstruction_sums(estimator, X, *, need_total):
-    """Return ``(SSE, SST, n_entries)`` of the reconstruction of ``X`` in float64.
+    """Return ``(SSE, SST, n_entries, exponent)`` of the reconstruction of ``X`` in float64.
 
     ``SST`` (squared deviation from the per-feature mean of ``X``) is None unless
-    ``need_total``.
+    ``need_total``. Both are divided by ``2 ** exponent`` (0 unless their squares would
+    overflow float64).
     """
     _check_invertible(estimator)
     # CSR or CSC: sliced by rows below (COO, DIA, ... cannot be)
     X_check = check_array(X, accept_sparse=("csr", "csc"), dtype="numeric",
                           ensure_all_finite=True)
-    X_hat = estimator.inverse_transform(estimator.transform(X))
-    if not sp.issparse(X_hat):
-        X_hat = np.asarray(X_hat)
+    X_hat = _check_reconstruction(estimator.inverse_transform(estimator.transform(X)),
+                                  estimator)
     if X_hat.shape != X_check.shape:
         raise ValueError(
             f"{_name(estimator)}.inverse_transform(transform(X)) has shape {X_hat.shape}, "
@@ -241,24 +244,48 @@ def _reconstruction_sums(estimator, X, *, need_total):
             "input space.")
 
     n_samples, n_features = X_check.shape
+    # squares of values beyond about 1e154 overflow float64: sum them scaled by a power of
+    # two (exact), so that SSE / SST stays finite; only SSE and SST themselves may not
+    exponent = _overflow_exponent(X_check, X_hat)
+    factor = 2.0 ** -exponent
     mean = None
     if need_total:
-        mean = np.asarray(X_check.mean(axis=0, dtype=np.float64)).ravel()
+        mean = factor * np.asarray(X_check.mean(axis=0, dtype=np.float64)).ravel()
     sse = 0.0
     sst = 0.0 if need_total else None
     rows_per_block = max(1, _BLOCK_ENTRIES // max(n_features, 1))
     for rows in gen_batches(n_samples, rows_per_block):
-        x = _dense64(X_check[rows])
-        sse += float(np.sum(np.square(x - _dense64(X_hat[rows]))))
+        x = _dense64(X_check[rows], factor)
+        sse += float(np.sum(np.square(x - _dense64(X_hat[rows], factor))))
         if need_total:
             sst += float(np.sum(np.square(x - mean)))
-    return sse, sst, n_samples * n_features
+    return sse, sst, n_samples * n_features, 2 * exponent
 
 
-def _dense64(block):
+def _check_reconstruction(X_hat, estimator):
+    """``X_hat`` as a finite real array (or CSR/CSC matrix), or a ValueError naming why."""
+    try:
+        return check_array(X_hat, accept_sparse=("csr", "csc"), dtype="numeric",
+                           ensure_all_finite=True, ensure_2d=False, allow_nd=True,
+                           ensure_min_samples=0, ensure_min_features=0)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"{_name(estimator)}.inverse_transform(transform(X)) is not a "
+                         f"finite real array: {exc}") from exc
+
+
+def _overflow_exponent(*arrays):
+    """0, or the power of two by which to divide ``arrays`` for their largest magnitude to
+    be about 1 (where their squares would overflow float64)."""
+    largest = max(max(float(a.max()), -float(a.min())) if np.prod(a.shape) else 0.0
+                  for a in arrays)
+    return 0 if largest < 2.0**500 else math.frexp(largest)[1]
+
+
+def _dense64(block, factor=1.0):
     if sp.issparse(block):
         block = block.toarray()
-    return np.asarray(block, dtype=np.float64)
+    block = np.asarray(block, dtype=np.float64)
+    return block * factor if factor != 1.0 else block
 
 
 def _check_invertible(estimator):

@@ -215,6 +215,56 @@ def test_a_reconstruction_outside_the_input_space_is_a_value_error(tabular_data)
         reconstruction_mse(broken, tabular_data)
 
 
+class Reconstructs(TransformerMixin, BaseEstimator):
+    """Whatever ``reconstruction`` says, as a third-party transformer might."""
+
+    def __init__(self, reconstruction=None):
+        self.reconstruction = reconstruction
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+    def inverse_transform(self, Z):
+        return self.reconstruction
+
+
+@pytest.mark.parametrize("reconstruction, message", [
+    (lambda X: np.full_like(X, np.nan), "Input contains NaN"),
+    (lambda X: np.full_like(X, np.inf), "Input contains infinity"),
+    (lambda X: X.astype(complex), "Complex data not supported"),
+])
+def test_a_reconstruction_that_is_not_finite_and_real_is_a_value_error(tabular_data,
+                                                                       reconstruction, message):
+    # a NaN gave an mse of nan; a complex reconstruction lost its imaginary part
+    bad = Reconstructs(reconstruction(tabular_data)).fit(tabular_data)
+    for metric in (reconstruction_mse, reconstruction_r2):
+        with pytest.raises(ValueError, match=f"Reconstructs.inverse_transform.*{message}"):
+            metric(bad, tabular_data)
+
+
+def test_a_coo_reconstruction_is_read_like_any_sparse_one(unit_data):
+    exact = Reconstructs(sp.coo_matrix(unit_data)).fit(unit_data)  # was a TypeError
+    assert reconstruction_mse(exact, unit_data) == 0.0
+
+
+@pytest.mark.parametrize("scale", [1e100, 1e200, 1e300])
+def test_huge_finite_data_give_a_finite_r2_and_an_mse_of_their_size(unit_data, scale):
+    # the squared sums overflowed float64: r2 was inf / inf = nan
+    data = unit_data.astype(np.float64)
+    pca = PCA(2).fit(data)
+    X = data * scale
+    scaled = Reconstructs(pca.inverse_transform(pca.transform(data)) * scale).fit(X)
+    assert reconstruction_r2(scaled, X) == pytest.approx(reconstruction_r2(pca, data),
+                                                         rel=1e-12)
+    with np.errstate(over="ignore"):  # inf beyond float64
+        expected = reconstruction_mse(pca, data) * np.float64(scale) ** 2
+    with np.errstate(over="ignore"):
+        assert reconstruction_mse(scaled, X) == pytest.approx(expected, rel=1e-12)
+
+
 def test_metrics_sum_over_every_block_also_for_sparse_input(unit_data, monkeypatch):
     # the sums run over every block of rows, dense or sparse
     X = np.where(unit_data > 0.5, unit_data, 0).astype(np.float64)
