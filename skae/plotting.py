@@ -8,7 +8,8 @@ not need it.
 """
 
 import math
-from numbers import Integral
+from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,6 +32,18 @@ def _positive_int(value, name):
     if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     return int(value)
+
+
+def _grid_values(grid_values, n_cols, n_rows):
+    """``grid_values`` as two float arrays of lengths ``n_cols`` and ``n_rows``."""
+    try:
+        grid_x, grid_y = (np.asarray(v, dtype=float).ravel() for v in grid_values)
+    except (TypeError, ValueError):
+        grid_x = grid_y = None
+    if grid_x is None or (len(grid_x), len(grid_y)) != (n_cols, n_rows):
+        raise ValueError(f"grid_values must hold the {n_cols} values of code dimension 1 and "
+                         f"the {n_rows} of code dimension 2, got {grid_values!r}.")
+    return grid_x, grid_y
 
 
 def _get_ax(ax):
@@ -259,10 +272,13 @@ class ReconstructionDisplay:
         """
         X = np.asarray(self.X, dtype=float)
         X_rec = np.asarray(self.X_reconstructed, dtype=float)
-        if X.shape != X_rec.shape or X.ndim != 2:
+        if X.shape != X_rec.shape or X.ndim != 2 or X.size == 0:
             raise ValueError(
-                f"X and X_reconstructed must be 2-D of one shape, got {X.shape} and "
-                f"{X_rec.shape}.")
+                f"X and X_reconstructed must be 2-D of one shape, with rows and features, "
+                f"got {X.shape} and {X_rec.shape}.")
+        if self.feature_names is not None and len(self.feature_names) != X.shape[1]:
+            raise ValueError(f"feature_names must name the {X.shape[1]} features, got "
+                             f"{len(self.feature_names)} names.")
         ax, fig = _get_ax(ax)
         self.im_ = self.bars_ = None
         if self.image_shape is not None:
@@ -486,10 +502,16 @@ class ManifoldDisplay:
 
         model = _skae_model(estimator, "ManifoldDisplay")
         n = _positive_int(n_per_side, "n_per_side")
-        lo, hi = quantile_range
-        if not 0 < lo < hi < 1:
+        try:
+            lo, hi = quantile_range
+        except (TypeError, ValueError):  # not a pair
+            lo = hi = None
+        valid = all(isinstance(q, Real) and not isinstance(q, bool) for q in (lo, hi))
+        valid = valid and 0 < lo < hi < 1
+        if not valid:
             raise ValueError(
-                f"quantile_range must satisfy 0 < low < high < 1, got {quantile_range!r}.")
+                f"quantile_range must be two numbers with 0 < low < high < 1, got "
+                f"{quantile_range!r}.")
         n_components = model.n_components_
         if n_components < 2:
             raise ValueError(
@@ -533,14 +555,16 @@ class ManifoldDisplay:
         if images.ndim not in (4, 5):
             raise ValueError(
                 f"images must have shape (n_rows, n_cols, h, w[, 3]), got {images.shape}.")
+        if images.size == 0:
+            raise ValueError(f"images must hold at least one image, got shape {images.shape}.")
         n_rows, n_cols, h, w = images.shape[:4]
+        grid_x, grid_y = _grid_values(self.grid_values, n_cols, n_rows)
         flat = images.reshape((n_rows * n_cols,) + images.shape[2:])
         if flat.ndim == 4:
             flat = _to_unit_range(flat)
         ax, fig = _get_ax(ax)
         mosaic = _mosaic(flat, n_rows, n_cols, fill=np.nan if flat.ndim == 3 else 1.0)
         self.im_ = _show_mosaic(ax, mosaic)
-        grid_x, grid_y = (np.asarray(v, dtype=float) for v in self.grid_values)
         picks_x = sorted({0, (n_cols - 1) // 2, n_cols - 1})
         picks_y = sorted({0, (n_rows - 1) // 2, n_rows - 1})
         ax.set_xticks([j * (w + 1) + (w - 1) / 2 for j in picks_x],
@@ -632,7 +656,14 @@ class LossCurveDisplay:
         -------
         display : LossCurveDisplay
         """
-        curves = {"training loss": (np.asarray(self.loss_curve, dtype=float), "-", None)}
+        loss_curve = np.asarray(self.loss_curve, dtype=float)
+        if loss_curve.ndim != 1:
+            raise ValueError(f"loss_curve must be a sequence of losses, one per epoch, got "
+                             f"{self.loss_curve!r}.")
+        curves = {"training loss": (loss_curve, "-", None)}
+        if self.loss_terms is not None and not isinstance(self.loss_terms, Mapping):
+            raise TypeError(f"loss_terms must map each term's name to its losses, like "
+                            f"loss_terms_, got {type(self.loss_terms).__name__}.")
         if self.loss_terms is not None and len(self.loss_terms) > 1:
             for name, values in self.loss_terms.items():
                 curves[name] = (np.asarray(values, dtype=float), "--", None)
@@ -760,6 +791,9 @@ class FilterDisplay:
         display : FilterDisplay
         """
         filters = np.asarray(self.filters, dtype=float)
+        if filters.size == 0:
+            raise ValueError(f"filters must hold at least one filter of at least one value, "
+                             f"got shape {filters.shape}.")
         if filters.ndim == 2:
             if self.image_shape is None:
                 raise ValueError("Dense weights (2-D filters) need image_shape to be drawn.")

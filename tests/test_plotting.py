@@ -236,8 +236,35 @@ def test_manifold_errors(images, tabular_data):
     tab = Autoencoder(2, max_iter=2, random_state=0).fit(tabular_data[:40])
     with pytest.raises(ValueError, match="image shape"):
         ManifoldDisplay.from_estimator(tab)
-    with pytest.raises(ValueError, match="quantile_range"):
-        ManifoldDisplay.from_estimator(one, quantile_range=(0, 0.9))
+    for bad in [(0, 0.9), None, (0.1, 0.5, 0.9), ("0.1", "0.9"), 0.5]:
+        with pytest.raises(ValueError, match="quantile_range must be two numbers"):
+            ManifoldDisplay.from_estimator(one, quantile_range=bad)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: FilterDisplay(np.zeros((0, 2, 2))), "at least one filter"),
+    (lambda: FilterDisplay(np.zeros((2, 0, 2, 2))), "at least one filter"),
+    (lambda: ManifoldDisplay(np.zeros((0, 3, 2, 2)), grid_values=([], [0, 1, 2])),
+     "at least one image"),
+    (lambda: ManifoldDisplay(np.zeros((3, 3, 2, 2)), grid_values=([0], [0])),
+     "the 3 values of code dimension 1 and the 3 of code dimension 2"),
+    (lambda: ManifoldDisplay(np.zeros((3, 3, 2, 2)), grid_values=None), "grid_values"),
+    (lambda: LossCurveDisplay(None), "loss_curve must be a sequence"),
+    (lambda: LossCurveDisplay([[1.0, 2.0]]), "loss_curve must be a sequence"),
+    (lambda: ReconstructionDisplay(np.empty((0, 16)), np.empty((0, 16)), image_shape=(4, 4)),
+     "with rows and features"),
+    (lambda: ReconstructionDisplay(np.ones((2, 6)), np.ones((2, 6)), feature_names=["a"]),
+     "feature_names must name the 6 features, got 1"),
+])
+def test_displays_built_by_hand_name_what_is_wrong(make, message):
+    # these were a ZeroDivisionError, IndexErrors, numpy's and matplotlib's own errors
+    with pytest.raises(ValueError, match=message):
+        make().plot()
+
+
+def test_loss_terms_must_be_a_mapping():
+    with pytest.raises(TypeError, match="loss_terms must map each term's name"):
+        LossCurveDisplay([1, 2], loss_terms=[[1, 2], [3, 4]]).plot()
 
 
 def test_loss_curve(images):
