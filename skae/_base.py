@@ -656,19 +656,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         each float64 copy.
         """
         encoder, _ = self._networks_for(X.dtype)  # once: a float64 copy per block is waste
-        fresh = reset or not hasattr(self, "_code_stats")
+        stats = None if reset else getattr(self, "_code_stats", None)
         for block in row_blocks(X):
             codes = self._encode(block, encoder).astype(np.float64)
             n, mean_b = len(codes), codes.mean(axis=0)
             centred = codes - mean_b
             block_scatter = _gram(centred)
-            if fresh:
-                self._code_stats, fresh = (n, mean_b, block_scatter), False
+            if stats is None:
+                stats = (n, mean_b, block_scatter)
                 continue
-            count, mean, scatter = self._code_stats
+            count, mean, scatter = stats
             total, delta = count + n, mean_b - mean
             scatter = scatter + block_scatter + np.outer(delta, delta) * count * n / total
-            self._code_stats = (total, mean + delta * n / total, scatter)
+            stats = (total, mean + delta * n / total, scatter)
+        if stats is not None:  # at once: a pass cut short (Ctrl-C) leaves the last ones
+            self._code_stats = stats
 
     # ------------------------------------------------------------------ inference helpers
 

@@ -116,7 +116,12 @@ def load(path):
     ------
     ValueError
         If the file is truncated, corrupted, from a newer format or not an skae file.
+    IsADirectoryError
+        If ``path`` is a folder.
     """
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"load() reads a file written by save(), but "
+                                f"{os.fsdecode(os.fspath(path))!r} is a folder.")
     data = Path(path).read_bytes()
     metadata = _read_metadata(data, path)
     name = metadata.get("class")

@@ -205,3 +205,35 @@ def test_a_first_fit_cut_short_by_an_error_says_why_sample_cannot_draw(monkeypat
         with pytest.raises(NotFittedError, match="stopped with an error.*fit or partial_fit"):
             draw()
     assert model.partial_fit(X).sample(3).shape == (3, 16)  # gathered once training goes on
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_ctrl_c_in_the_code_statistics_pass_leaves_whole_statistics(monkeypatch, first):
+    # the pass after training pooled block by block into the model: cut short, sample drew
+    # from the codes of part of X
+    from sklearn.exceptions import NotFittedError
+
+    from skae import Autoencoder, _base
+
+    X = np.random.RandomState(0).rand(3 * _base.INFERENCE_BATCH, 4).astype(np.float32)
+    model = Autoencoder(2, max_iter=1, random_state=0)
+    if not first:
+        model.fit(X[:100])
+    before = getattr(model, "_code_stats", None)
+    original, calls = _base._gram, {"n": 0}
+
+    def gram(a):  # Ctrl-C in the second block of the pass
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(a)
+
+    monkeypatch.setattr(_base, "_gram", gram)
+    with pytest.raises(KeyboardInterrupt):
+        model.partial_fit(X)
+    monkeypatch.undo()
+    if first:
+        with pytest.raises(NotFittedError, match="stopped with an error"):
+            model.sample(1)
+    else:
+        assert model._code_stats is before  # those of the last whole pass

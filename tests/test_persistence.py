@@ -350,6 +350,11 @@ def test_save_refuses_a_folder_for_the_file(tmp_path, name):
     assert list((tmp_path / "existing").iterdir()) == []
 
 
+def test_load_of_a_folder_says_it_is_one(tmp_path):
+    with pytest.raises(IsADirectoryError, match="load.. reads a file written by save.*folder"):
+        skae.load(tmp_path)
+
+
 def test_save_into_a_missing_folder_names_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"there is no folder '.*missing'"):
         skae.save(Autoencoder(), tmp_path / "missing" / "ae.skae")
