@@ -690,10 +690,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         layers = list(encoder)
         first = layers[0]
-        if isinstance(first, torch.nn.Linear):
-            mean, _, fused = self._scaling_tensors(first.weight.dtype, first.weight.device)
-        if not isinstance(first, torch.nn.Linear) or not fused:
-            return lambda x: encoder(self._scaler(x, "normalize"))
+        as_in_training = lambda x: encoder(self._scaler(x, "normalize"))  # noqa: E731
+        if not isinstance(first, torch.nn.Linear):
+            return as_in_training
+        mean, _, fused = self._scaling_tensors(first.weight.dtype, first.weight.device)
+        if not fused:
+            return as_in_training
         with torch.no_grad():
             weight = first.weight / self._x_scale
             bias = first.bias - weight @ mean
@@ -716,9 +718,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return self._scaler(x, "normalize") if x_net is None else x_net
 
     def _scaler(self, x, direction):
-        """Standardise (``"normalize"``) or undo it (``"denormalize"``), one fused op each.
+        """Standardise (``"normalize"``) or undo it (``"denormalize"``).
 
-        ``x / scale - mean / scale`` is one op where the means are within
+        Standardising, ``x / scale - mean / scale``, is one fused op where the means are within
         :data:`_FUSED_OFFSET` spreads of zero; farther out, its two large terms cancel and
         lose the data's digits, so ``(x - mean) / scale`` takes two.
         """
