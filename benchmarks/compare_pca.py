@@ -44,7 +44,6 @@ To compare another estimator, add a factory to ``make_registry``.
 import argparse
 import csv
 import multiprocessing
-import os
 import platform
 import sys
 import time
@@ -53,6 +52,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cli import check_out, fail, positive_int
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -335,12 +335,28 @@ def markdown_table(rows):
 
 
 def read_rows(path):
-    """The CSV's rows, each with every column of ``COLUMNS`` (empty where it had none)."""
+    """The CSV's rows, each with every column of ``COLUMNS`` (empty where it had none).
+
+    Raises ``ValueError`` for a CSV that this script did not write: columns it never had,
+    or a cell's model, code size or error missing or not a number.
+    """
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{column: row.get(column) or "" for column in COLUMNS}
-                for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        foreign = sorted(set(reader.fieldnames or ()) - set(COLUMNS))
+        if foreign:
+            raise ValueError(f"columns {foreign}")
+        rows = [{column: row.get(column) or "" for column in COLUMNS} for row in reader]
+    for line, row in enumerate(rows, 2):
+        try:
+            int(row["n_components"]), float(row["mse_per_pixel"])
+        except ValueError:
+            raise ValueError(f"line {line}: n_components {row['n_components']!r}, "
+                             f"mse_per_pixel {row['mse_per_pixel']!r}") from None
+        if not row["model"]:
+            raise ValueError(f"line {line}: no model")
+    return rows
 
 
 def _header(path):
@@ -425,17 +441,20 @@ def parse_args(argv=None):
     return args
 
 
-def positive_int(text):
-    """An argparse type: an integer of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-
-def fail(message):
-    """Stop with one line, as argparse does, for a problem of the input, not of the code."""
-    sys.exit(f"{Path(__file__).name}: error: {message}")
+def check_models(names, registry, args, X_train):
+    """Stop on an unknown model, or a code size that one of the models cannot have."""
+    unknown = sorted(set(names) - set(registry))
+    if unknown:
+        fail(__file__, f"unknown model(s) {unknown}; known: {sorted(registry)}")
+    # the PCAs need n_components <= features, KernelPCA <= its training rows; autoencoders
+    # need neither
+    limits = {"PCA": X_train.shape[1], "IncrementalPCA": X_train.shape[1],
+              "KernelPCA": min(args.kernel_rows, len(X_train))}
+    for name, limit in limits.items():
+        too_large = [n for n in args.n_components if n > limit]
+        if name in names and too_large:
+            fail(__file__, f"--n-components {too_large} too large for {name} (at most "
+                 f"{limit}); leave it out with --models")
 
 
 def main(argv=None):
@@ -451,33 +470,20 @@ def main(argv=None):
         X_train, X_test, y_train, y_test, image_shape = load_dataset(args.dataset,
                                                                      args.random_state)
     except (OSError, ValueError) as exc:  # MNIST missing, corrupt or not downloadable
-        fail(exc)
+        fail(__file__, exc)
     registry = make_registry(image_shape=image_shape, training=training,
                              random_state=args.random_state)
     names = list(dict.fromkeys(args.models or registry))
-    unknown = sorted(set(names) - set(registry))
-    if unknown:
-        fail(f"unknown model(s) {unknown}; known: {sorted(registry)}")
-    # the PCAs need n_components <= features (KernelPCA: <= its rows); autoencoders do not
-    for name, limit in (("PCA", X_train.shape[1]), ("IncrementalPCA", X_train.shape[1]),
-                        ("KernelPCA", args.kernel_rows)):
-        too_large = [n for n in args.n_components if n > limit]
-        if name in names and too_large:
-            fail(f"--n-components {too_large} too large for {name} (at most {limit}); "
-                 "leave it out with --models")
-
-    try:
-        args.out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"cannot make --out {args.out}: {exc}")
-    targets = [args.out, *(args.out / f"results_{args.dataset}{suffix}"
-                           for suffix in (".csv", ".md", ".png"))]
-    if not all(os.access(path, os.W_OK) for path in targets if path.exists()):
-        fail(f"cannot write the results to --out {args.out}")  # before hours of fitting
+    check_models(names, registry, args, X_train)
     stem = args.out / f"results_{args.dataset}"
     csv_path = Path(f"{stem}.csv")
+    check_out(__file__, args.out, [f"{stem.name}{suffix}" for suffix in (".csv", ".md", ".png")])
+    try:
+        rows = read_rows(csv_path)
+    except ValueError as exc:  # left untouched: it may be another program's
+        fail(__file__, f"{csv_path} is not a results CSV of this script ({exc}); move it "
+             "away or choose another --out")
     cells = [(n, name) for n in args.n_components for name in names]
-    rows = read_rows(csv_path)
     if not args.resume:  # refit the requested cells: drop their earlier rows
         requested = {cell[::-1] for cell in cells}
         rows = [r for r in rows if (r["model"], int(r["n_components"])) not in requested]

@@ -19,11 +19,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cli import check_out, load_mnist_or_fail
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder
-from skae.datasets import load_mnist
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -37,16 +37,20 @@ def squared_error_per_image(est, X):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget", type=float, default=15 * 60, help="training seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=float, default=15 * 60,
+                        help="training seconds (default: 900, 15 minutes); the test "
+                        f"evaluations every {EVAL_EVERY} epochs are not counted")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for hinton2006.csv, .md and .png (default: results/ "
+                        "beside this script)")
     args = parser.parse_args(argv)
     if not args.budget > 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
+    X_train, X_test = load_mnist_or_fail(__file__)
+    check_out(__file__, args.out, [f"hinton2006{suffix}" for suffix in (".csv", ".md", ".png")])
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch chunks
 
-    X_train = load_mnist("train", return_X_y=True)[0]
-    X_test = load_mnist("test", return_X_y=True)[0]
     pca = PCA(30, random_state=0).fit(X_train)
     pca_error = squared_error_per_image(pca, X_test)
     print(f"PCA(30): {pca_error:.2f} squared error per test image", flush=True)
@@ -68,7 +72,6 @@ def main(argv=None):
                   f"train loss {ae.loss_curve_[-1]:.2f}  test squared error {error:.3f}",
                   flush=True)
 
-    args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "hinton2006.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", "train_seconds", "learning_rate", "train_loss",

@@ -18,11 +18,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cli import check_out, load_mnist_or_fail
 from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, VariationalAutoencoder
-from skae.datasets import load_mnist
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -40,14 +40,14 @@ def raw_input(cls):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for input_standardisation.md (default: results/ beside "
                         "this script)")
     args = parser.parse_args(argv)
+    X_train, X_test = load_mnist_or_fail(__file__)
+    check_out(__file__, args.out, ["input_standardisation.md"])
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
-    X_train = load_mnist("train", return_X_y=True)[0]
-    X_test = load_mnist("test", return_X_y=True)[0]
     lines = []
 
     def say(line):
@@ -69,7 +69,6 @@ def main(argv=None):
         est = cls(2, hidden_layer_sizes=(256,), batch_size=100, max_iter=50,
                   random_state=0).fit(X_train)
         say(f"| {label} | {-est.score(X_test):.2f} |")
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "input_standardisation.md").write_text(
         f"# Raw against standardised encoder input (MNIST)\n\n{datetime.date.today()}, "
         "`SKAE_DATA=../shared/data python benchmarks/input_standardisation.py`, "

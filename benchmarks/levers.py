@@ -63,14 +63,16 @@ non-blocking copy was not clearly faster, and full batches are now replayed from
 
 ``--device cuda`` runs the levers that concern a GPU there (all but the code statistics,
 the hand-written step, the threads and the allocator, which are about the CPU), with every
-call timed up to a ``torch.cuda.synchronize()``, and writes ``levers_cuda.md``.
+call timed up to a ``torch.cuda.synchronize()``, and writes ``levers_cuda.md``. A run of
+fewer levers (``--levers``) or rounds than the default writes ``levers_<device>_partial.md``
+instead (ignored by git), so that it never replaces the full run's table.
 
 Steps use skae's private training objective (as ``speed.py`` times its private loop).
 
 Usage::
 
     python benchmarks/levers.py            # about 1 minute on 2 cores
-    python benchmarks/levers.py --rounds 3 --out /tmp/levers
+    python benchmarks/levers.py --rounds 3 --out /tmp/levers  # levers_cpu_partial.md
     python benchmarks/levers.py --device cuda
 """
 
@@ -87,6 +89,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _cli import check_out, positive_int, torch_device
 from torch import nn
 from torch.autograd.function import once_differentiable
 
@@ -99,6 +102,7 @@ from skae._training import BatchSource
 
 ROOT = Path(__file__).resolve().parent
 BATCH = 256
+ROUNDS = 5  # the default --rounds
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
 DEVICE = torch.device("cpu")  # where the levers run; set once by main
 
@@ -606,8 +610,20 @@ GPU_ONLY = ("CUDA graph",)
 # ------------------------------------------------------------------------------ report
 
 
-def write_report(rows, out, command, seconds):
-    out.mkdir(parents=True, exist_ok=True)
+def report_name(args):
+    """``levers_<device>.md``; ``levers_<device>_partial.md`` for a run of fewer levers or
+    rounds than the default, which must not replace the full run's committed table."""
+    partial = not set(default_levers()) <= set(args.levers) or args.rounds < ROUNDS
+    return f"levers_{DEVICE.type}{'_partial' if partial else ''}.md"
+
+
+def default_levers():
+    """The levers that concern ``DEVICE``."""
+    skipped = CPU_ONLY if DEVICE.type == "cuda" else GPU_ONLY
+    return [name for name in LEVERS if name not in skipped]
+
+
+def write_report(rows, path, command, seconds):
     where = (f"{torch.cuda.get_device_name(DEVICE)} (CUDA {torch.version.cuda}), "
              if DEVICE.type == "cuda" else "")
     lines = [
@@ -624,28 +640,24 @@ def write_report(rows, out, command, seconds):
     for lever, case, before, after, t_before, t_after in rows:
         lines.append(f"| {lever} | {case} | {before} | {after} | {t_before * 1e3:.3g} | "
                      f"{t_after * 1e3:.3g} | {t_after / t_before:.2f} |")
-    path = out / f"levers_{DEVICE.type}.md"
     path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=positive_int, default=ROUNDS,
+                        help=f"interleaved rounds (default {ROUNDS})")
     parser.add_argument("--levers", nargs="+", choices=list(LEVERS), default=None,
-                        help="levers to time (default: all that concern the device)")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--out", type=Path, default=ROOT / "results")
+                        help="levers to time (default: all that concern the device); fewer "
+                        "levers or rounds write levers_<device>_partial.md")
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--out", type=Path, default=ROOT / "results",
+                        help="folder for levers_<device>.md (default: results/ beside this "
+                        "script)")
     parser.add_argument("--conv-step", type=int, help=argparse.SUPPRESS)  # allocator workers
     parser.add_argument("--conv-fit", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error(f"--rounds must be positive, got {args.rounds}")
-    try:
-        torch.device(args.device)
-    except RuntimeError as exc:
-        parser.error(f"--device {args.device!r} is not a torch device ({exc})")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -655,19 +667,19 @@ def main(argv=None):
         return
     global DEVICE
     DEVICE = torch.device(args.device)
-    if DEVICE.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
-    skipped = CPU_ONLY if DEVICE.type == "cuda" else GPU_ONLY
-    levers = args.levers or [name for name in LEVERS if name not in skipped]
+    args.levers = list(dict.fromkeys(args.levers or default_levers()))  # each once
+    path = args.out / report_name(args)
+    check_out(__file__, args.out, [path.name])
     start, rows = time.perf_counter(), []
-    for name in levers:
+    for name in args.levers:
         found = LEVERS[name](args.rounds)
         for lever, case, before, after, t_before, t_after in found:
             print(f"{lever}: {case}: {before} {t_before * 1e3:.3g} ms, {after} "
                   f"{t_after * 1e3:.3g} ms ({t_after / t_before:.2f})", flush=True)
         rows += found
-    command = shlex.join(["python", "benchmarks/levers.py", *sys.argv[1:]])
-    path = write_report(rows, args.out, command, time.perf_counter() - start)
+    command = shlex.join(["python", "benchmarks/levers.py",
+                          *(sys.argv[1:] if argv is None else argv)])
+    write_report(rows, path, command, time.perf_counter() - start)
     print(f"wrote {path}")
 
 

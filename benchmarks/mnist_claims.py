@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _cli import check_out, load_mnist_or_fail
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
@@ -45,7 +46,6 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._losses import jacobian_frobenius
-from skae.datasets import load_mnist
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -158,12 +158,19 @@ CLAIMS = {"quality": claim_quality, "deep": claim_deep, "denoising": claim_denoi
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", nargs="+", choices=list(CLAIMS), default=list(CLAIMS))
-    parser.add_argument("--out", type=Path, default=RESULTS / "mnist_claims.md")
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=list(CLAIMS), default=list(CLAIMS),
+                        metavar="CLAIM", help=f"claims to measure (default: all of "
+                        f"{', '.join(CLAIMS)})")
+    parser.add_argument("--out", type=Path, default=RESULTS / "mnist_claims.md",
+                        help="Markdown file that the results are appended to, one section per "
+                        "run (a file, not a folder; default: results/mnist_claims.md beside "
+                        "this script)")
     args = parser.parse_args(argv)
+    args.only = list(dict.fromkeys(args.only))  # each claim once
+    data = load_mnist_or_fail(__file__)
+    check_out(__file__, args.out.parent, [args.out.name])
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
-    data = (load_mnist("train", return_X_y=True)[0], load_mnist("test", return_X_y=True)[0])
     lines = [f"## {datetime.date.today()} — `python benchmarks/mnist_claims.py --only "
              f"{' '.join(args.only)}`", "",
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch "
@@ -174,7 +181,6 @@ def main(argv=None):
         lines += [f"### {name}: {'PASS' if passed else 'FAIL'}", "", "| measure | value |",
                   "| --- | ---: |"] + [f"| {k} | {v} |" for k, v in rows] + [""]
         print("\n".join(lines[-len(rows) - 4:]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "a") as f:
         f.write("\n".join(lines) + "\n")
 

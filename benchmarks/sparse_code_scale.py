@@ -23,11 +23,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cli import check_out, load_mnist_or_fail
 from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, SparseAutoencoder
-from skae.datasets import load_mnist
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -41,15 +41,15 @@ class UnscaledSparseAutoencoder(SparseAutoencoder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="folder for sparse_code_scale.md (default: results/ beside "
                         "this script)")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
     start = time.perf_counter()
-    X_train = load_mnist("train", return_X_y=True)[0]
-    X_test = load_mnist("test", return_X_y=True)[0]
+    X_train, X_test = load_mnist_or_fail(__file__)
+    check_out(__file__, args.out, ["sparse_code_scale.md"])
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets
 
     def mse(est):
         return float(np.mean((X_test - est.inverse_transform(est.transform(X_test))) ** 2))
@@ -74,7 +74,6 @@ def main(argv=None):
         lines.append(f"| {label} | {epochs} | {error:.5f} | {error / plain[epochs]:.2f} | "
                      f"{codes.mean():.4f} | {np.mean(codes > 0.5):.4f} |")
         print(lines[-1], flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "sparse_code_scale.md").write_text(
         f"`SKAE_DATA=../shared/data python benchmarks/sparse_code_scale.py`, "
         f"{datetime.date.today()}\n\n{environment_line()}, {platform.machine()}. Time of this "

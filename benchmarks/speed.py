@@ -27,9 +27,10 @@ in the same round (the times' best and median are reported beside it):
   ``sample``'s code statistics (the private ``_update_code_distribution``) are reported too;
 - ``transform``: ``transform`` of 10,000 rows against ``PCA(n_components_).transform``;
 - ``memory``: the growth of the peak resident set size during ``fit`` (2 epochs) over the
-  RSS just before it, for float32 and float64 ``X``, each in a fresh process (after a
-  warm-up fit on 8 rows in batches of 8, so that torch's one-time set-up is not counted
-  but the fit's own batch buffers are);
+  RSS just before it, of the dense net on float32 and float64 ``X`` and the conv net on
+  float32 (those of them in ``--models``), each in a fresh process (after a warm-up fit on
+  8 rows in batches of 8, so that torch's one-time set-up is not counted but the fit's own
+  batch buffers are);
 - ``scaling``: the default model's epoch at 1/6, 1/2 and all of the rows (10k, 30k and 60k
   on MNIST); the time per row should not grow.
 
@@ -75,10 +76,14 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _cli import at_least, check_out, positive_int, torch_device
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
 TRANSFORM_ROWS = 10_000
+# the fewest --rows: PCA(n_components_) in the transform section needs as many rows as the
+# conv net's code has values (128 on MNIST)
+MIN_ROWS = 256
 DEEP_HIDDEN = (1000, 500, 250)
 WORKER_TAG = "SPEED "  # the lines a worker process answers with start with this
 
@@ -675,10 +680,14 @@ def bench_transform(model, estimator, X, args, results):
                       model, device=args.device)
 
 
+MEMORY_CASES = [("dense", "float32"), ("dense", "float64"), ("conv", "float32")]
+
+
 def bench_memory(X, args, results, data_path, threads):
-    print("\npeak RSS growth during fit (fresh process each)", flush=True)
+    cases = [(model, dtype) for model, dtype in MEMORY_CASES if model in args.models]
+    if cases:
+        print("\npeak RSS growth during fit (fresh process each)", flush=True)
     float32_copy_mb = X.size * 4 / 2**20
-    cases = [("dense", "float32"), ("dense", "float64"), ("conv", "float32")]
     for model, dtype in cases:
         worker = Worker(sys.executable, "--rss-worker", {
             "model": model, "dtype": dtype, "data": str(data_path),
@@ -826,12 +835,13 @@ def load_data(dataset, rows):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="mnist",
                         help="MNIST (default; falls back to digits when missing) or digits")
-    parser.add_argument("--rows", type=int, default=None,
-                        help="training rows (default: all, 60,000 for MNIST)")
-    parser.add_argument("--repeats", type=int, default=5,
+    parser.add_argument("--rows", type=at_least(MIN_ROWS), default=None,
+                        help=f"training rows, at least {MIN_ROWS} (default: all, 60,000 for "
+                        "MNIST; 2,000 with --quick)")
+    parser.add_argument("--repeats", type=positive_int, default=5,
                         help="interleaved timing rounds per comparison (default: 5)")
     parser.add_argument("--models", nargs="+", choices=list(MODEL_LABELS),
                         default=list(MODEL_LABELS), help="networks to time (default: all)")
@@ -840,20 +850,22 @@ def parse_args(argv=None):
     parser.add_argument("--no-keras", action="store_true", help="skip the Keras comparison")
     parser.add_argument("--no-compile", action="store_true",
                         help="skip the plain loop under torch.compile (the compile lever)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="torch, BLAS and TensorFlow threads (default: torch's default, "
                              "the number of cores); on a busy shared machine 1 is steadier")
-    parser.add_argument("--device", default="cpu",
-                        help="torch device of skae and the plain loops: cpu (default) or cuda")
-    parser.add_argument("--matmul-size", type=int, default=None,
+    parser.add_argument("--device", type=torch_device, default="cpu",
+                        help="torch device of skae and the plain loops: cpu (default), cuda "
+                        "or cuda:N")
+    parser.add_argument("--matmul-size", type=positive_int, default=None,
                         help="side of the matmul that measures the FLOP rate (default: 2048 "
                              "on the CPU, 8192 on a GPU)")
-    parser.add_argument("--rss-epochs", type=int, default=2,
+    parser.add_argument("--rss-epochs", type=positive_int, default=2,
                         help="epochs of the fit whose memory is measured (default: 2)")
     parser.add_argument("--quick", action="store_true",
                         help="2,000 rows, 1 round, small matmul: a smoke test (about a "
                         "minute), written to speed_cpu_quick.md and .csv")
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="folder for the report (default: results/ beside this script)")
     args = parser.parse_args(argv)
     if args.matmul_size is None:
         args.matmul_size = 2048 if args.device == "cpu" else 8192
@@ -862,8 +874,12 @@ def parse_args(argv=None):
         args.repeats = 1
         args.matmul_size = min(args.matmul_size, 512)
         args.rss_epochs = 1
+    args.models = list(dict.fromkeys(args.models))  # each once
     args.keras_skip_reason = "--no-keras" if args.no_keras else None
     args.keras_versions = None
+    args.stem = "speed_cpu" if args.device == "cpu" else "speed_cuda"
+    if args.quick:  # a smoke run never replaces the full run's committed tables
+        args.stem += "_quick"
     return args
 
 
@@ -873,12 +889,9 @@ def main(argv=None):
     from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
 
+    check_out(__file__, args.out, [f"{args.stem}.md", f"{args.stem}.csv"])
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
-    if args.device != "cpu":
-        if not torch.cuda.is_available():
-            raise SystemExit(f"--device {args.device}: torch sees no CUDA GPU here")
-        args.device = str(torch.device(args.device))
-        DEVICE[0] = args.device
+    DEVICE[0] = args.device
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
@@ -904,10 +917,7 @@ def main(argv=None):
     env_line = (f"{environment(threads, args)}; 1-minute load average {load_before:.1f} at the "
                 f"start, {load_average():.1f} at the end")
     command = " ".join(["python benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = "speed_cpu" if args.device == "cpu" else "speed_cuda"
-    if args.quick:  # a smoke run never replaces the full run's committed tables
-        stem += "_quick"
+    stem = args.stem
     where = "the CPU" if args.device == "cpu" else torch.cuda.get_device_name(args.device)
     write_report(results, args.out / f"{stem}.md", command, env_line, data_line, total, where)
     write_csv(results, args.out / f"{stem}.csv")

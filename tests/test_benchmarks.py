@@ -52,18 +52,24 @@ def test_compare_pca_writes_every_cell(tmp_path):
     assert (tmp_path / "results_digits.png").stat().st_size > 0
 
 
-def _load_compare_pca():
+def _load(script):
+    """A fresh copy of ``benchmarks/<script>.py``, its folder on ``sys.path`` as when it runs
+    (the scripts import ``_cli`` and each other from there)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "compare_pca", ROOT / "benchmarks" / "compare_pca.py")
+    folder = str(ROOT / "benchmarks")
+    spec = importlib.util.spec_from_file_location(script, ROOT / "benchmarks" / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
     return module
 
 
 def test_cells_run_in_their_own_process_and_report_failures():
-    compare_pca = _load_compare_pca()
+    compare_pca = _load("compare_pca")
     assert compare_pca.in_fresh_process(os.getpid) != os.getpid()
     assert compare_pca.in_fresh_process(divmod, 7, 2) == (3, 1)
     assert compare_pca.in_fresh_process(print, "a result of None") is None
@@ -78,7 +84,7 @@ def test_an_interrupted_cell_does_not_outlive_the_parent():
     import signal
     import time
 
-    compare_pca = _load_compare_pca()
+    compare_pca = _load("compare_pca")
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -103,12 +109,14 @@ def test_an_interrupted_cell_does_not_outlive_the_parent():
     (["--n-components", "100"], r"--n-components \[100\] too large for PCA \(at most 64\)"),
     (["--kernel-rows", "20", "--models", "KernelPCA", "Autoencoder"],
      r"--n-components \[32, 64\] too large for KernelPCA \(at most 20\)"),
+    (["--models", "KernelPCA", "--n-components", "1400", "--kernel-rows", "5000"],
+     r"--n-components \[1400\] too large for KernelPCA \(at most 1347\)"),  # training rows
     (["--models", "Foo"], r"unknown model\(s\) \['Foo'\]"),
     (["--dataset", "mnist"], "MNIST file .* is missing"),
 ])
 def test_compare_pca_stops_bad_input_with_one_line_before_fitting(tmp_path, monkeypatch,
                                                                   capsys, args, message):
-    compare_pca = _load_compare_pca()
+    compare_pca = _load("compare_pca")
     monkeypatch.setenv("SKAE_DATA", str(tmp_path))  # no MNIST there
     monkeypatch.setattr("urllib.request.urlopen", _no_network)
     with pytest.raises(SystemExit) as stopped:
@@ -136,3 +144,166 @@ def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
     assert unscaled.fit(X).partial_fit(X)._architecture.code_scale == 1.0
     raw = input_standardisation.raw_input(input_standardisation.Autoencoder)(3, max_iter=2)
     assert raw.fit(X)._x_scale == 1.0
+
+
+def _stopped(function, capsys):
+    """What ``function()`` said as it stopped: its exit message, or argparse's last line."""
+    with pytest.raises(SystemExit) as stopped:
+        function()
+    code = stopped.value.code
+    return str(code) if isinstance(code, str) else capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_compare_pca_refuses_a_foreign_csv_and_leaves_it_untouched(tmp_path, capsys):
+    compare_pca = _load("compare_pca")
+    foreign = tmp_path / "results_digits.csv"
+    foreign.write_text("a,b\n1,2\n")
+    said = _stopped(lambda: compare_pca.main(["--models", "PCA", "--n-components", "2",
+                                              "--out", str(tmp_path), "--resume"]), capsys)
+    assert re.fullmatch(r"compare_pca.py: error: .*results_digits.csv is not a results CSV of "
+                        r"this script \(columns \['a', 'b'\]\).*", said), said
+    assert foreign.read_text() == "a,b\n1,2\n"
+
+
+MNIST_SCRIPTS = ["hinton2006", "sparse_code_scale", "input_standardisation", "mnist_claims"]
+
+
+@pytest.mark.parametrize("script", MNIST_SCRIPTS)
+def test_the_mnist_scripts_stop_with_one_line_without_mnist(tmp_path, monkeypatch, capsys,
+                                                            script):
+    module = _load(script)
+    monkeypatch.setenv("SKAE_DATA", str(tmp_path))
+    monkeypatch.setattr("urllib.request.urlopen", _no_network)
+    said = _stopped(lambda: module.main(["--out", str(tmp_path / "out")]), capsys)
+    assert re.match(f"{script}.py: error: MNIST file .* is missing", said), said
+
+
+@pytest.mark.parametrize("script, out, message", [
+    ("hinton2006", "file", r"--out: .*file is not a folder"),
+    ("sparse_code_scale", "file", r"--out: .*file is not a folder"),
+    ("input_standardisation", "file/below", r"--out: cannot write the results to .*below"),
+    ("mnist_claims", ".", r"--out: .* is a folder, not a file"),
+    ("mnist_claims", "file/claims.md", r"--out: .*file is not a folder"),
+    ("speed", "file", r"--out: .*file is not a folder"),
+    ("levers", "file", r"--out: .*file is not a folder"),
+])
+def test_a_bad_out_stops_with_one_line_before_any_work(tmp_path, capsys, script, out, message):
+    module = _load(script)
+    # no data: any work before the check fails with another error than this one
+    module.load_mnist_or_fail = lambda script: (None, None)
+    (tmp_path / "file").write_text("not a folder")
+    said = _stopped(lambda: module.main(["--out", str(tmp_path / out)]), capsys)
+    assert re.match(f"{script}.py: error: {message}", said) and "\n" not in said, said
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "argument --repeats: must be a positive integer, got 0"),
+    (["--matmul-size", "0"], "argument --matmul-size: must be a positive integer"),
+    (["--threads", "-2"], "argument --threads: must be a positive integer"),
+    (["--rss-epochs", "0"], "argument --rss-epochs: must be a positive integer"),
+    (["--rows", "20"], "argument --rows: must be an integer of at least 256, got 20"),
+    (["--rows", "-1790"], "argument --rows: must be an integer of at least 256"),
+    (["--rows", "0"], "argument --rows: must be an integer of at least 256"),
+    (["--rows", "many"], "argument --rows: invalid int value: 'many'"),
+    (["--device", "foo"], r"argument --device: 'foo' is not a torch device name"),
+    (["--device", "meta"], "argument --device: 'meta': only cpu and cuda are benchmarked"),
+    (["--device", "cuda"], "argument --device: 'cuda': torch sees no CUDA GPU here"),
+])
+def test_speed_refuses_bad_options(monkeypatch, capsys, args, message):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    speed = _load("speed")
+    said = _stopped(lambda: speed.parse_args(args), capsys)
+    assert re.fullmatch(f"speed.py: error: {message}.*", said), said
+
+
+def test_levers_refuses_a_device_that_is_not_cpu_or_cuda(capsys):
+    levers = _load("levers")
+    said = _stopped(lambda: levers.parse_args(["--device", "meta"]), capsys)
+    assert "argument --device: 'meta': only cpu and cuda are benchmarked" in said
+    assert levers.parse_args(["--device", "cpu:0"]).device == "cpu"
+
+
+def test_speed_measures_the_memory_of_the_chosen_models_only(monkeypatch):
+    speed = _load("speed")
+    started = []
+
+    class Worker:
+        def __init__(self, python, mode, spec):
+            started.append((spec["model"], spec["dtype"]))
+
+        def read(self):
+            return {"growth_mb": 1.0, "start_mb": 100.0, "model_mb": 0.1, "x_mb": 1.0,
+                    "hwm_reset": True, "gpu_mb": None}
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(speed, "Worker", Worker)
+    import numpy as np
+
+    args = speed.parse_args(["--models", "dense", "dense"])
+    assert args.models == ["dense"]
+    speed.bench_memory(np.zeros((300, 64), np.float32), args, speed.Results(), "X.npy", 1)
+    assert started == [("dense", "float32"), ("dense", "float64")]
+
+
+def test_a_partial_levers_run_writes_another_file_and_runs_each_lever_once(tmp_path):
+    levers = _load("levers")
+    calls = []
+
+    def lever(rounds):
+        calls.append(rounds)
+        return [("snapshot", "case", "before", "after", 2e-3, 1e-3)]
+
+    levers.LEVERS["snapshot"] = lever
+    levers.main(["--levers", "snapshot", "snapshot", "--rounds", "1", "--out", str(tmp_path)])
+    assert calls == [1]
+    assert [path.name for path in tmp_path.iterdir()] == ["levers_cpu_partial.md"]
+    full = levers.parse_args([])
+    full.levers = levers.default_levers()
+    assert levers.report_name(full) == "levers_cpu.md"
+    full.rounds = 1
+    assert levers.report_name(full) == "levers_cpu_partial.md"
+
+
+def test_mnist_claims_measures_each_claim_once(tmp_path):
+    mnist_claims = _load("mnist_claims")
+    calls = []
+    mnist_claims.load_mnist_or_fail = lambda script: (None, None)
+    mnist_claims.CLAIMS["vae"] = lambda data: calls.append(data) or ([("a", "1")], True)
+    out = tmp_path / "claims.md"
+    mnist_claims.main(["--only", "vae", "vae", "--out", str(out)])
+    assert len(calls) == 1
+    assert out.read_text().count("### vae: PASS") == 1
+
+
+def _stub(folder, name, text):
+    path = folder / name
+    path.write_text("#!/bin/sh\n" + text + "\n")
+    path.chmod(0o755)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a bash script")
+@pytest.mark.parametrize("status", [0, 3])
+def test_run_gpu_runs_from_the_root_and_fails_when_a_step_fails(tmp_path, status):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    # python3 and nvidia-smi stand in for the real ones: each call is logged with its cwd
+    for name in ("python3", "nvidia-smi"):
+        _stub(bin_, name, f'echo "$PWD {name} $*" | tr "\\n" " " >> "{tmp_path}/calls"\n'
+              f'echo >> "{tmp_path}/calls"; exit {status}')
+    env = dict(os.environ, PATH=f"{bin_}{os.pathsep}{os.environ['PATH']}", OUT="gpu")
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "run_gpu.sh")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert (done.returncode != 0) == (status != 0), done.stdout + done.stderr
+    # every step ran, from the root, and wrote to $OUT relative to the caller's folder
+    assert len(calls) == 5, calls
+    assert all(call.startswith(f"{ROOT} ") for call in calls), calls
+    assert any(f"benchmarks/speed.py --device cuda --no-compile --out {tmp_path}/gpu" in call
+               for call in calls), calls
+    log = (tmp_path / "gpu" / "run.log").read_text()
+    assert ("5 step(s) failed" in log) == (status != 0), log
