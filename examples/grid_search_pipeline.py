@@ -31,43 +31,71 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _common import positive_int
+from _common import figure_path, int_in, positive_int, row_count, seed, write_figure
 
 N_COMPONENTS = [4, 8, 16]
-DEFAULT_MAX_ITER = {"digits": 100, "mnist": 20}
-DEFAULT_N_SAMPLES = {"digits": None, "mnist": 5000}
+DATASET_ROWS = {"digits": 1797, "mnist": 60_000}
+DEFAULTS = {"digits": {"max_iter": 100, "n_samples": 0, "cv": 3, "n_jobs": 2},
+            "mnist": {"max_iter": 20, "n_samples": 5000, "cv": 3, "n_jobs": 2}}
+QUICK = {"max_iter": 2, "n_samples": 300, "cv": 2, "n_jobs": 1}
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["digits", "mnist"], default="digits")
-    parser.add_argument("--n-samples", type=int, default=None,
-                        help="random subset of the data (default: all of digits, 5000 of "
-                             "MNIST's training set)")
+    parser.add_argument("--n-samples", type=row_count(), default=None,
+                        help="random subset of the data, stratified by digit (default: all "
+                             "of digits, 5000 of MNIST's training set; 0: all)")
     parser.add_argument("--max-iter", type=positive_int, default=None,
                         help="autoencoder epochs (default: 100 on digits, 20 on MNIST)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
-    parser.add_argument("--cv", type=positive_int, default=3)
-    parser.add_argument("--n-jobs", type=int, default=None,
-                        help="GridSearchCV workers (default: 2, or 1 with --quick)")
-    parser.add_argument("--random-state", type=int, default=0)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).with_name("grid_search_pipeline.png"),
-                        help="where to write the plot")
+    parser.add_argument("--cv", type=int_in(2), default=None,
+                        help="cross-validation folds (default: 3)")
+    parser.add_argument("--n-jobs", type=n_jobs, default=None,
+                        help="GridSearchCV workers (default: 2, or 1 with --quick; "
+                             "-1: all cores)")
+    parser.add_argument("--random-state", type=seed, default=0)
+    parser.add_argument("--out", type=figure_path("grid_search_pipeline.png"),
+                        default=str(Path(__file__).with_name("grid_search_pipeline.png")),
+                        help="where to write the plot: a file (.png if no suffix) or a "
+                             "folder (grid_search_pipeline.png in it)")
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 2 epochs, 300 samples, 2 folds")
+                        help="smoke run: 2 epochs, 300 samples, 2 folds, 1 worker, where "
+                             "those options are not given")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.max_iter = args.max_iter or 2
-        args.n_samples = args.n_samples or 300
-        args.cv = 2
-    args.max_iter = args.max_iter or DEFAULT_MAX_ITER[args.dataset]
-    args.n_samples = args.n_samples or DEFAULT_N_SAMPLES[args.dataset]
-    args.n_jobs = args.n_jobs or (1 if args.quick else 2)
+    defaults = {**DEFAULTS[args.dataset], **(QUICK if args.quick else {})}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    available = DATASET_ROWS[args.dataset]
+    rows = min(args.n_samples or available, available)
+    if rows < min_rows(args.cv):
+        fix = "lower --cv" if rows == available else "raise --n-samples or lower --cv"
+        parser.error(f"{rows} samples are too few for {args.cv}-fold CV, which needs "
+                     f"{min_rows(args.cv)}: {fix}")
     return args
 
 
+def n_jobs(text):
+    """An argparse type: joblib's n_jobs, an integer other than 0."""
+    value = int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must not be 0 (1: one worker, -1: all cores)")
+    return value
+
+
+def min_rows(cv):
+    """The fewest samples for a search with ``cv`` folds.
+
+    Enough for a stratified 25% test split with every digit in it, every digit in each
+    training fold, and at least 16 rows (the largest ``n_components``) to fit on in each.
+    """
+    return max(50, 20 * cv)
+
+
 def load_data(dataset, n_samples, random_state):
+    from sklearn.utils import resample
+
     if dataset == "digits":
         from sklearn.datasets import load_digits
 
@@ -76,9 +104,9 @@ def load_data(dataset, n_samples, random_state):
         from skae.datasets import load_mnist
 
         X, y = load_mnist("train", return_X_y=True)
-    if n_samples is not None and n_samples < len(X):
-        rows = np.random.RandomState(random_state).choice(len(X), n_samples, replace=False)
-        X, y = X[rows], y[rows]
+    if n_samples and n_samples < len(X):
+        X, y = resample(X, y, n_samples=n_samples, replace=False, stratify=y,
+                        random_state=random_state)
     return X, y
 
 
@@ -159,9 +187,7 @@ def plot(tables, titles, ylabels, out):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    write_figure(fig, out)
 
 
 def main(argv=None):

@@ -30,14 +30,15 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data, save_figure
+from _common import example_parser, finish_args, load_data, non_negative_float, save_figure
 
 
 def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
-    parser.add_argument("--contraction-weight", type=float, default=1.0,
+    parser.add_argument("--contraction-weight", type=non_negative_float, default=1.0,
                         help="lambda, the weight of the Jacobian penalty (default 1)")
     return finish_args(parser.parse_args(argv), epochs=50)
+
 
 def main(argv=None):
     args = parse_args(argv)
@@ -83,6 +84,7 @@ def main(argv=None):
         ax.set_title(f"{label}\n||J||_F^2 = {jac:.3f}, MSE {mse:.4f}", fontsize=10)
     fig.suptitle(f"{name}: 32-unit sigmoid codes of test digits (PCA of the codes)")
     save_figure(fig, args.out, start)
+
 
 if __name__ == "__main__":
     main()

@@ -28,13 +28,15 @@ from __future__ import annotations
 import time
 import warnings
 
-from _common import example_parser, finish_args, load_data, save_figure
+from _common import example_parser, finish_args, load_data, positive_int, save_figure
 
 
 def parse_args(argv=None):
-    parser = example_parser(__doc__, __file__)
-    parser.add_argument("--batch-size", type=int, default=128)
+    # The PCA baseline has as many components as MNIST's code has numbers (128).
+    parser = example_parser(__doc__, __file__, min_rows=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     return finish_args(parser.parse_args(argv), epochs=20)
+
 
 def main(argv=None):
     args = parse_args(argv)

@@ -33,7 +33,7 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data, save_figure
+from _common import example_parser, finish_args, load_data, positive_int, save_figure
 
 NOISE_LEVEL = 0.5
 
@@ -42,9 +42,10 @@ def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
     parser.add_argument("--conv", action="store_true",
                         help="the chapter's convolutional denoiser (slower)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     args = parser.parse_args(argv)
     return finish_args(args, epochs=10 if args.conv else 30)
+
 
 def main(argv=None):
     args = parse_args(argv)

@@ -27,6 +27,7 @@ Usage::
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 
@@ -35,10 +36,16 @@ from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
-    parser = example_parser(__doc__, __file__)
+    # About a tenth of the rows are inliers for one digit: enough to fit on.
+    parser = example_parser(__doc__, __file__, min_rows=100)
     parser.add_argument("--inliers", type=int, nargs="+", default=[0], choices=range(10),
                         metavar="DIGIT", help="digit classes to train on (default: 0)")
-    return finish_args(parser.parse_args(argv), epochs=30, quick_epochs=5, quick_rows=3000)
+    args = parser.parse_args(argv)
+    args.inliers = sorted(set(args.inliers))
+    if len(args.inliers) == 10:
+        parser.error("argument --inliers: must leave at least one digit out as the outliers")
+    return finish_args(args, epochs=30, quick_epochs=5, quick_rows=3000)
+
 
 def main(argv=None):
     args = parse_args(argv)
@@ -56,12 +63,15 @@ def main(argv=None):
     start = time.perf_counter()
     X_train, X_test, y_train, y_test, _image_shape, name = load_data(
         args.n_samples, 2000 if args.quick else None, args.random_state)
-    inliers = sorted(set(args.inliers))
+    inliers = args.inliers
     X_in = X_train[np.isin(y_train, inliers)]
     is_outlier = ~np.isin(y_test, inliers)
     print(f"{name}: trained on {len(X_in)} training digits of class(es) {inliers}; "
           f"test: {np.sum(~is_outlier)} inliers, {np.sum(is_outlier)} outliers; "
           f"{args.max_iter} epochs")
+    if len(X_in) < 2:
+        sys.exit(f"error: {len(X_in)} training digit(s) of class(es) {inliers}; "
+                 "raise --n-samples")
 
     n_components = min(32, len(X_in) - 1)
     models = {
@@ -88,6 +98,7 @@ def main(argv=None):
         ax.set_title(f"{name}: {label}, ROC AUC {auc:.3f}")
         ax.legend()
     save_figure(fig, args.out, start)
+
 
 if __name__ == "__main__":
     main()

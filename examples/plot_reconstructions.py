@@ -33,8 +33,9 @@ from _common import example_parser, finish_args, load_data, save_figure
 
 
 def parse_args(argv=None):
-    parser = example_parser(__doc__, __file__)
+    parser = example_parser(__doc__, __file__, min_rows=32)  # PCA(32) needs 32 rows
     return finish_args(parser.parse_args(argv), epochs=50)
+
 
 def main(argv=None):
     args = parse_args(argv)

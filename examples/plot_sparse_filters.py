@@ -35,7 +35,14 @@ import time
 import warnings
 
 import numpy as np
-from _common import example_parser, finish_args, load_data, save_figure
+from _common import (
+    example_parser,
+    finish_args,
+    load_data,
+    non_negative_float,
+    positive_int,
+    save_figure,
+)
 
 ALPHA = 0.01
 SPARSITY_WEIGHT = 10.0
@@ -43,13 +50,14 @@ SPARSITY_WEIGHT = 10.0
 
 def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
-    parser.add_argument("--n-components", type=int, default=128,
+    parser.add_argument("--n-components", type=positive_int, default=128,
                         help="code units (default 128: over-complete for the 8x8 digits)")
-    parser.add_argument("--alpha", type=float, default=ALPHA,
+    parser.add_argument("--alpha", type=non_negative_float, default=ALPHA,
                         help=f"L2 weight decay (default {ALPHA}; 0 gives noisy filters)")
-    parser.add_argument("--sparsity-weight", type=float, default=SPARSITY_WEIGHT,
+    parser.add_argument("--sparsity-weight", type=non_negative_float, default=SPARSITY_WEIGHT,
                         help=f"weight of the KL sparsity penalty (default {SPARSITY_WEIGHT})")
     return finish_args(parser.parse_args(argv), epochs=50)
+
 
 def main(argv=None):
     args = parse_args(argv)
@@ -98,6 +106,7 @@ def main(argv=None):
     ax_hist.set_ylabel("number of units")
     ax_hist.legend()
     save_figure(fig, args.out, start)
+
 
 if __name__ == "__main__":
     main()

@@ -36,6 +36,7 @@ def parse_args(argv=None):
     parser = example_parser(__doc__, __file__)
     return finish_args(parser.parse_args(argv), epochs=50)
 
+
 def main(argv=None):
     args = parse_args(argv)
     import matplotlib
@@ -69,6 +70,7 @@ def main(argv=None):
     LatentSpaceDisplay.from_estimator(vae, X_test, y_test, ax=ax_latent)
     ax_latent.set_title("posterior means of the test digits")
     save_figure(fig, args.out, start)
+
 
 if __name__ == "__main__":
     main()

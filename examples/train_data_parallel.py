@@ -24,14 +24,22 @@ import warnings
 
 import torch
 import torch.distributed as dist
-from _common import example_parser, finish_args, load_data
+from _common import example_parser, finish_args, load_data, positive_int
 
 
 def parse_args(argv=None):
-    parser = example_parser(__doc__, __file__, figure=False)
-    parser.add_argument("--n-components", type=int, default=32)
-    parser.add_argument("--device", default="cpu", help="'cpu', or 'cuda' for one GPU per rank")
-    return finish_args(parser.parse_args(argv), epochs=10)
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    # The first batch must give every process a row.
+    parser = example_parser(__doc__, __file__, figure=False, min_rows=world_size)
+    parser.add_argument("--n-components", type=positive_int, default=32)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="'cpu', or 'cuda' for one GPU per process")
+    args = parser.parse_args(argv)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if args.device == "cuda" and local_rank >= torch.cuda.device_count():
+        parser.error(f"argument --device: cuda for process {local_rank} of this machine, "
+                     f"which has {torch.cuda.device_count()} CUDA GPU(s)")
+    return finish_args(args, epochs=10)
 
 
 def init_group(device):
@@ -59,7 +67,8 @@ def main(argv=None):
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     device = init_group(args.device)
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+    if "OMP_NUM_THREADS" not in os.environ:  # the user's or torchrun's choice stands
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     try:
         X_train, X_test, _, _, _, name = load_data(args.n_samples, None, args.random_state)
         start = time.perf_counter()
