@@ -234,7 +234,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if is_out_of_core(X):
             Z = ChunkedArray(X, type(self).__name__).scan(moments=False)
         else:
-            Z = check_array(X, dtype=FLOAT_DTYPES, input_name="X")
+            Z = check_array(X, dtype=FLOAT_DTYPES, input_name="X", estimator=self)
         if Z.shape[1] != self.n_components_:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}.inverse_transform "
