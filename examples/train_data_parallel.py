@@ -28,7 +28,7 @@ from _common import example_parser, finish_args, load_data, positive_int
 
 
 def parse_args(argv=None):
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
     # The first batch must give every process a row.
     parser = example_parser(__doc__, __file__, figure=False, min_rows=world_size)
     parser.add_argument("--n-components", type=positive_int, default=32)

@@ -407,7 +407,7 @@ class SparseAutoencoder(BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "sparsity": [StrOptions({"kl", "l1"})],
-        # the code is scaled by 1 / sparsity_target, which must be finite in float32
+        # with sparsity="kl" the code is scaled by 1 / sparsity_target: finite in float32
         "sparsity_target": [Interval(Real, float(np.finfo(np.float32).tiny), 1,
                                      closed="neither")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left")],

@@ -61,7 +61,7 @@ from ._training import (
 _SEED_MAX = np.iinfo(np.int32).max
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # the largest |mean| / scale at which standardising fuses ``x / s - m / s`` into one op: its
-# rounding, about float32's eps times this ratio in units of the spread, stays below 1e-5
+# rounding, up to float32's eps times this ratio in units of the spread, stays about 1e-5
 _FUSED_OFFSET = 100.0
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
@@ -106,7 +106,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "solver": [StrOptions(set(SOLVERS))],
         "alpha": [Interval(Real, 0, None, closed="left")],
         # a step in float32, as torch's optimizers take it: a larger rate cannot be cast
-        "learning_rate_init": [Interval(Real, 0, _FLOAT32_MAX, closed="neither")],
+        "learning_rate_init": [Interval(Real, 0, _FLOAT32_MAX, closed="right")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -411,11 +411,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """``(count, mean, scatter)`` of the training codes, behind :meth:`sample`."""
         try:
             return self._code_stats
-        except AttributeError:  # gathered after training, which stopped with an error
+        except AttributeError:  # gathered after training, which stopped (error, Ctrl-C)
             raise NotFittedError(
-                f"This {type(self).__name__}'s first fit stopped with an error before the "
-                "code statistics behind sample were gathered; call fit or partial_fit "
-                "again.") from None
+                f"This {type(self).__name__}'s fit stopped with an error before the code "
+                "statistics behind sample were gathered for its network; call fit or "
+                "partial_fit again.") from None
 
     def _resolve_code_activation(self):
         return self.code_activation or self.activation
@@ -467,6 +467,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
         self._optimizer_state = None
         self._state = TrainingState()
+        self.__dict__.pop("_code_stats", None)  # of the network replaced: gathered anew
 
     def _check_training(self, X, early_stopping):
         """Check, before any weight changes, what training ``X`` with the current
@@ -690,7 +691,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         layers = list(encoder)
         first = layers[0]
-        as_in_training = lambda x: encoder(self._scaler(x, "normalize"))  # noqa: E731
+        def as_in_training(x):
+            return encoder(self._scaler(x, "normalize"))
+
         if not isinstance(first, torch.nn.Linear):
             return as_in_training
         mean, _, fused = self._scaling_tensors(first.weight.dtype, first.weight.device)

@@ -94,8 +94,9 @@ def _file_path(path):
                                 f"{os.path.join(text, 'model.skae')!r}.")
     path = Path(text)
     if not path.parent.is_dir():  # else the error would name the temporary file
-        raise FileNotFoundError(f"save() cannot write {text!r}: there is no folder "
-                                f"{str(path.parent)!r}.")
+        what = "is not a folder" if path.parent.exists() else "does not exist"
+        raise FileNotFoundError(f"save() cannot write {text!r}: its folder "
+                                f"{str(path.parent)!r} {what}.")
     return path
 
 

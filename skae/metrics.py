@@ -244,22 +244,42 @@ def _reconstruction_sums(estimator, X, *, need_total):
             "input space.")
 
     n_samples, n_features = X_check.shape
-    # squares of values beyond about 1e154 overflow float64: sum them scaled by a power of
-    # two (exact), so that SSE / SST stays finite; only SSE and SST themselves may not
-    exponent = _overflow_exponent(X_check, X_hat)
-    factor = 2.0 ** -exponent
-    mean = None
+    blocks = list(gen_batches(n_samples, max(1, _BLOCK_ENTRIES // max(n_features, 1))))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: summed again below
+        sums = _squared_sums(X_check, X_hat, blocks, need_total, exponent=0)
+    exponent = 0
+    if not all(math.isfinite(total) for total in sums if total is not None):
+        # squares beyond float64's range: sum them again divided by a power of two (exact),
+        # so that SSE / SST stays finite; terms that then underflow are below its precision
+        exponent = _largest_exponent(X_check, X_hat, blocks)
+        sums = _squared_sums(X_check, X_hat, blocks, need_total, exponent)
+    return (*sums, n_samples * n_features, 2 * exponent)
+
+
+def _squared_sums(X, X_hat, blocks, need_total, exponent):
+    """``(SSE, SST)`` of the data divided by ``2 ** exponent``, block by block in float64.
+
+    The mean is taken over the same float64 blocks: scipy's sparse ``mean`` sums float32
+    data in float32 whatever its ``dtype``.
+    """
+    factor = 2.0**-exponent
+    sse, sst, mean = 0.0, None, None
     if need_total:
-        mean = factor * np.asarray(X_check.mean(axis=0, dtype=np.float64)).ravel()
-    sse = 0.0
-    sst = 0.0 if need_total else None
-    rows_per_block = max(1, _BLOCK_ENTRIES // max(n_features, 1))
-    for rows in gen_batches(n_samples, rows_per_block):
-        x = _dense64(X_check[rows], factor)
+        sst = 0.0
+        mean = sum(_dense64(X[rows], factor).sum(axis=0) for rows in blocks) / X.shape[0]
+    for rows in blocks:
+        x = _dense64(X[rows], factor)
         sse += float(np.sum(np.square(x - _dense64(X_hat[rows], factor))))
         if need_total:
             sst += float(np.sum(np.square(x - mean)))
-    return sse, sst, n_samples * n_features, 2 * exponent
+    return sse, sst
+
+
+def _largest_exponent(X, X_hat, blocks):
+    """The power of two of the largest magnitude in ``X`` and ``X_hat`` (read by blocks,
+    so that a sparse matrix's duplicate entries are summed as it means them)."""
+    largest = max(float(np.abs(_dense64(A[rows])).max()) for A in (X, X_hat) for rows in blocks)
+    return math.frexp(largest)[1]
 
 
 def _check_reconstruction(X_hat, estimator):
@@ -271,14 +291,6 @@ def _check_reconstruction(X_hat, estimator):
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{_name(estimator)}.inverse_transform(transform(X)) is not a "
                          f"finite real array: {exc}") from exc
-
-
-def _overflow_exponent(*arrays):
-    """0, or the power of two by which to divide ``arrays`` for their largest magnitude to
-    be about 1 (where their squares would overflow float64)."""
-    largest = max(max(float(a.max()), -float(a.min())) if np.prod(a.shape) else 0.0
-                  for a in arrays)
-    return 0 if largest < 2.0**500 else math.frexp(largest)[1]
 
 
 def _dense64(block, factor=1.0):

@@ -656,7 +656,10 @@ class LossCurveDisplay:
         -------
         display : LossCurveDisplay
         """
-        loss_curve = np.asarray(self.loss_curve, dtype=float)
+        try:
+            loss_curve = np.asarray(self.loss_curve, dtype=float)
+        except (TypeError, ValueError):  # e.g. strings
+            loss_curve = np.empty(())
         if loss_curve.ndim != 1:
             raise ValueError(f"loss_curve must be a sequence of losses, one per epoch, got "
                              f"{self.loss_curve!r}.")

@@ -207,7 +207,7 @@ def test_a_first_fit_cut_short_by_an_error_says_why_sample_cannot_draw(monkeypat
     assert model.partial_fit(X).sample(3).shape == (3, 16)  # gathered once training goes on
 
 
-@pytest.mark.parametrize("first", [True, False])
+@pytest.mark.parametrize("first", [True, False, "refit"])
 def test_ctrl_c_in_the_code_statistics_pass_leaves_whole_statistics(monkeypatch, first):
     # the pass after training pooled block by block into the model: cut short, sample drew
     # from the codes of part of X
@@ -217,7 +217,7 @@ def test_ctrl_c_in_the_code_statistics_pass_leaves_whole_statistics(monkeypatch,
 
     X = np.random.RandomState(0).rand(3 * _base.INFERENCE_BATCH, 4).astype(np.float32)
     model = Autoencoder(2, max_iter=1, random_state=0)
-    if not first:
+    if first is not True:
         model.fit(X[:100])
     before = getattr(model, "_code_stats", None)
     original, calls = _base._gram, {"n": 0}
@@ -230,10 +230,13 @@ def test_ctrl_c_in_the_code_statistics_pass_leaves_whole_statistics(monkeypatch,
 
     monkeypatch.setattr(_base, "_gram", gram)
     with pytest.raises(KeyboardInterrupt):
-        model.partial_fit(X)
+        if first == "refit":  # a new network: the old one's statistics do not describe it
+            model.set_params(n_components=3).fit(X)
+        else:
+            model.partial_fit(X)
     monkeypatch.undo()
-    if first:
-        with pytest.raises(NotFittedError, match="stopped with an error"):
-            model.sample(1)
-    else:
+    if first is False:
         assert model._code_stats is before  # those of the last whole pass
+    else:
+        with pytest.raises(NotFittedError, match="stopped with an error before the code"):
+            model.sample(1)

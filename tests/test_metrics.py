@@ -265,6 +265,36 @@ def test_huge_finite_data_give_a_finite_r2_and_an_mse_of_their_size(unit_data, s
         assert reconstruction_mse(scaled, X) == pytest.approx(expected, rel=1e-12)
 
 
+def test_small_errors_beside_huge_values_still_count():
+    # one value of 1e300 made every difference underflow once all were scaled down
+    X = np.array([[1e300, 1.0], [0.0, 1.0]])
+    fixed = Reconstructs(np.array([[1e300, 0.0], [0.0, 0.0]])).fit(X)
+    assert reconstruction_mse(fixed, X) == 0.5
+    assert reconstruction_r2(fixed, X) == 1.0  # 1 - 2 / 5e599
+
+
+def test_r2_near_float64s_largest_value_is_finite_and_right():
+    # the mean's sum overflowed: SST was inf and r2 1.0 for any reconstruction
+    X = np.array([[1.5e308], [1.5e308], [-1e308]])
+    wrong = Reconstructs(np.array([[1.5e308], [1.5e308], [1e308]])).fit(X)
+    scaled = X / 1e300
+    expected = 1 - (2e8) ** 2 / np.sum((scaled - scaled.mean()) ** 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning reaches the user
+        assert reconstruction_r2(wrong, X) == pytest.approx(expected, rel=1e-12)
+
+
+def test_sparse_input_is_not_modified_and_float32_sparse_averages_like_dense():
+    # duplicate entries: scipy's max/min summed them in place; its float32 mean is float32
+    X = sp.csr_matrix(([1.0, 2.0, 3.0], [0, 0, 1], [0, 2, 3]), shape=(2, 2))
+    reconstruction_mse(Reconstructs(np.zeros((2, 2))).fit(X), X)
+    assert X.nnz == 3 and list(X.data) == [1.0, 2.0, 3.0]
+    dense = (1000 + np.random.RandomState(0).rand(2000, 3)).astype(np.float32)
+    shifted = Reconstructs(dense + np.float32(0.1)).fit(dense)
+    assert reconstruction_r2(shifted, sp.csr_matrix(dense)) == pytest.approx(
+        reconstruction_r2(shifted, dense), rel=1e-9)
+
+
 def test_metrics_sum_over_every_block_also_for_sparse_input(unit_data, monkeypatch):
     # the sums run over every block of rows, dense or sparse
     X = np.where(unit_data > 0.5, unit_data, 0).astype(np.float64)

@@ -356,8 +356,11 @@ def test_load_of_a_folder_says_it_is_one(tmp_path):
 
 
 def test_save_into_a_missing_folder_names_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"there is no folder '.*missing'"):
+    with pytest.raises(FileNotFoundError, match=r"its folder '.*missing' does not exist"):
         skae.save(Autoencoder(), tmp_path / "missing" / "ae.skae")
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileNotFoundError, match=r"its folder '.*file' is not a folder"):
+        skae.save(Autoencoder(), tmp_path / "file" / "ae.skae")
 
 
 def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, monkeypatch):

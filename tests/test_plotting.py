@@ -251,6 +251,8 @@ def test_manifold_errors(images, tabular_data):
     (lambda: ManifoldDisplay(np.zeros((3, 3, 2, 2)), grid_values=None), "grid_values"),
     (lambda: LossCurveDisplay(None), "loss_curve must be a sequence"),
     (lambda: LossCurveDisplay([[1.0, 2.0]]), "loss_curve must be a sequence"),
+    (lambda: LossCurveDisplay("abc"), "loss_curve must be a sequence"),
+    (lambda: LossCurveDisplay({}), "loss_curve must be a sequence"),
     (lambda: ReconstructionDisplay(np.empty((0, 16)), np.empty((0, 16)), image_shape=(4, 4)),
      "with rows and features"),
     (lambda: ReconstructionDisplay(np.ones((2, 6)), np.ones((2, 6)), feature_names=["a"]),
