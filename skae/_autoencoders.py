@@ -322,8 +322,8 @@ class DenoisingAutoencoder(BaseAutoencoder):
         super()._check_training(X, early_stopping)
         self._widen_noise_range(X)
 
-    def _initialize(self, X):
-        super()._initialize(X)
+    def _initialize(self, X, seed):
+        super()._initialize(X, seed)
         self._feature_range = None
 
     def _widen_noise_range(self, X):
@@ -485,8 +485,8 @@ class SparseAutoencoder(BaseAutoencoder):
         # rate per step, and would need many epochs to get there).
         return dataclasses.replace(architecture, code_scale=1.0 / float(self.sparsity_target))
 
-    def _initialize(self, X):
-        super()._initialize(X)
+    def _initialize(self, X, seed):
+        super()._initialize(X, seed)
         if self.sparsity == "kl":  # start every code unit at the target mean activation
             target = self.sparsity_target
             with torch.no_grad():

@@ -50,7 +50,7 @@ from ._training import (
     DataParallelTrainer,
     Trainer,
     TrainingState,
-    check_data_parallel,
+    agreed_preparation,
     data_parallel_group,
     make_optimizer,
     shared_seed,
@@ -146,13 +146,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "encoder_")
-        with _unchanged_on_error(self):
-            X = self._validate_X(X, reset=not continuing)
-            if not continuing:
-                self._initialize(X)
-            self._check_training(X, early_stopping=self.early_stopping)
-            if continuing:  # last: moving the networks is not undone on an error
-                self._follow_device()
+        X = self._prepare_training(X, reset=not continuing, early_stopping=self.early_stopping)
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
         if reason == "max_iter":
             warn_at_caller(
@@ -187,13 +181,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         first = not hasattr(self, "encoder_")
         if not first:  # sklearn's _fit_context validates them at a first partial_fit only
             self._validate_params()
-        with _unchanged_on_error(self):
-            X = self._validate_X(X, reset=first)
-            if first:
-                self._initialize(X)
-            self._check_training(X, early_stopping=False)
-            if not first:  # last: moving the networks is not undone on an error
-                self._follow_device()
+        X = self._prepare_training(X, reset=first, early_stopping=False)
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -450,8 +438,35 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "data not seen in its fit, such as a validation fold, can fall outside) or "
                 "use loss='mse'.")
 
-    def _initialize(self, X):
-        """Resolve loss, scaling, device and architecture; build networks; reset history."""
+    def _prepare_training(self, X, reset, early_stopping):
+        """Validate ``X`` and check what training it needs, setting up a new network first
+        with ``reset``; returns the validated ``X``. Nothing changes where it raises.
+
+        In a data-parallel group every process runs this, and all of them raise if one
+        does (see :func:`agreed_preparation`), so none is left waiting for another.
+        """
+        seed = self._new_seed() if reset else None  # first: shared by a collective
+        with _unchanged_on_error(self):
+            with agreed_preparation(self.batch_size) as agreement:
+                X = self._validate_X(X, reset=reset)
+                if reset:
+                    self._initialize(X, seed)
+                self._check_training(X, early_stopping)
+                n_val = (_validation_size(X.shape[0], self.validation_fraction)
+                         if early_stopping else 0)
+                agreement.sizes = (X.shape[0], X.shape[0] - n_val)
+            if not reset:  # last: moving the networks is not undone on an error
+                self._follow_device()
+        return X
+
+    def _new_seed(self):
+        """The seed of a new network, drawn from ``random_state`` (in a data-parallel
+        group, by its first process for all)."""
+        return shared_seed(int(check_random_state(self.random_state).randint(_SEED_MAX)))
+
+    def _initialize(self, X, seed):
+        """Resolve loss, scaling, device and architecture; build networks from ``seed``;
+        reset history."""
         self._check_n_components()
         self.device_ = _resolve_device(self.device)
         self.loss_ = self._resolve_loss(X)
@@ -462,7 +477,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1], self.image_shape_)
         self.n_components_ = self._architecture.code_size
-        self._seed = shared_seed(int(check_random_state(self.random_state).randint(_SEED_MAX)))
+        self._seed = seed
         generator = torch.Generator().manual_seed(self._seed)
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
         self._optimizer_state = None
@@ -474,10 +489,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         parameters needs: on every :meth:`fit` and :meth:`partial_fit`, so a parameter set
         after a first fit is checked when training goes on. Variants extend it."""
         self._check_network_unchanged(X.shape[1])
-        n_val = _validation_size(X.shape[0], self.validation_fraction) if early_stopping else 0
+        if early_stopping:
+            _validation_size(X.shape[0], self.validation_fraction)
         # BCE data lie in [0, 1], checked already: only their spread can be out of range
         _check_float32_training(X, self._x_scale, values=self.loss_ != "bce")
-        check_data_parallel(X.shape[0], X.shape[0] - n_val, self.batch_size)
 
     def _check_network_unchanged(self, n_features):
         """Refuse parameters that would shape another network than the one built.

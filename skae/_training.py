@@ -7,11 +7,13 @@ Training is a few small steps -- :meth:`Trainer.batch_step`, :meth:`Trainer.run_
 :meth:`Trainer.fit` -- that a subclass may override one at a time.
 """
 
+import contextlib
 import contextvars
 import copy
 import math
 import sys
 import time
+import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -515,7 +517,8 @@ class DataParallelTrainer(Trainer):
     the batch, and an all-reduce sums them: the gradient of the whole batch, as in one
     process. Every process then takes the same optimizer step, so the modules stay equal
     without broadcasting weights. Batch-level statistics inside the objective (the sparse
-    penalty's mean activation) are computed per slice.
+    penalty's mean activation) are computed per slice. That the processes hold the same
+    data, with rows enough for each, is checked before by :func:`agreed_preparation`.
 
     Parameters
     ----------
@@ -605,23 +608,44 @@ def data_parallel_group():
     return _DATA_PARALLEL.get()
 
 
-def check_data_parallel(n_samples, n_train, batch_size):
-    """Refuse data that the processes of the active data-parallel group cannot share.
+@contextlib.contextmanager
+def agreed_preparation(batch_size):
+    """Run the block that prepares a fit in every process of the active data-parallel
+    group, and end it alike in all of them: a collective, after the block.
 
-    Every process must pass the same number of samples (``n_train`` of them trained on),
-    and the first batch must give each process a row. Called by every process before any
-    weight changes (it is a collective); nothing to check outside a group.
+    Where the block raised in any process, every process raises (that one its own error,
+    the others a ``ValueError`` naming it), so none waits in a later collective for a
+    process that left. Then every process must have set ``agreement.sizes`` to the same
+    ``(samples, training samples)``, and the first batch must give each a row. Outside a
+    group, the block just runs.
     """
+    agreement = types.SimpleNamespace(sizes=None)
     parallel = data_parallel_group()
     if parallel is None:
+        yield agreement
         return
+    error = None
+    try:
+        yield agreement
+    except Exception as exc:  # not Ctrl-C: that stops its own process at once
+        error = exc
     world_size = dist.get_world_size(parallel.group)
-    sizes = [None] * world_size
-    dist.all_gather_object(sizes, (n_samples, n_train), group=parallel.group)
+    reports = [None] * world_size
+    said = None if error is None else f"{type(error).__name__}: {error}"
+    dist.all_gather_object(reports, (said, agreement.sizes), group=parallel.group)
+    if error is not None:
+        raise error
+    refused = [(rank, said) for rank, (said, _) in enumerate(reports) if said is not None]
+    if refused:
+        rank, said = refused[0]
+        raise ValueError(f"data-parallel training stopped before it began: process {rank} "
+                         f"of the group refused its data or parameters ({said})")
+    sizes = [tuple(sizes) for _, sizes in reports]
     if len(set(sizes)) > 1:
         raise ValueError(
             "data-parallel training needs the same X in every process; the processes "
             f"have (samples, training samples) = {sizes}.")
+    n_train = sizes[0][1]
     if min(batch_size, n_train) < world_size:  # alike in every process
         raise ValueError(
             "data-parallel training needs at least as many samples in the first batch as "

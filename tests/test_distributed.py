@@ -4,6 +4,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,12 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
                     (Autoencoder(4, max_iter=1), "fit", X[: len(X) - rank]),
                     (Autoencoder(2, batch_size=1, max_iter=1), "fit", X[:4]),
                     (Autoencoder(4), "partial_fit", X[:1]),
-                    (fitted, "partial_fit", X[:1])]:
+                    (fitted, "partial_fit", X[:1]),
+                    # data that only one process refuses: the other must not wait for it
+                    (Autoencoder(4, max_iter=1), "fit", X if rank == 0 else X + np.nan),
+                    (Autoencoder(4, max_iter=1, early_stopping=True, validation_fraction=0.5),
+                     "fit", X[:4 - 3 * rank]),
+                    (fitted, "partial_fit", X if rank == 0 else X[:, :-1])]:
                 try:
                     getattr(model, method)(data)
                 except ValueError as exc:  # refused before the model changed
@@ -81,7 +87,14 @@ def out_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def two_process_models(digits, out_dir):
     X = digits[0][:1000]
-    mp.spawn(_train_in_group, args=(2, str(out_dir / "init"), X, out_dir), nprocs=2, join=True)
+    context = mp.spawn(_train_in_group, args=(2, str(out_dir / "init"), X, out_dir),
+                       nprocs=2, join=False)
+    deadline = time.monotonic() + 300  # a process waiting for one that left would hang
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the data-parallel processes did not finish in 300 s")
     results = []
     for rank in range(2):
         with open(out_dir / f"rank{rank}.pkl", "rb") as f:
@@ -128,12 +141,20 @@ def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
 
 def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
     _, [(_, errors_0), (_, errors_1)] = two_process_models
-    for errors in (errors_0, errors_1):  # none hangs in a collective the other left
+    for rank, errors in enumerate((errors_0, errors_1)):  # none waits for the other
         *refused, unchanged = errors
-        assert len(refused) == 4 and unchanged
+        assert len(refused) == 7 and unchanged
         assert "same X in every process" in refused[0][0]
-        for message, _ in refused[1:]:
+        for message, _ in refused[1:4]:
             assert "at least as many samples in the first batch as processes (2)" in message
+        # process 1 alone refuses its data: it says why, and process 0 names it
+        for (message, _), why in zip(refused[4:], ["Input X contains NaN",
+                                                   "early_stopping needs at least one",
+                                                   "X has 63 features"]):
+            assert why in message
+            if rank == 0:
+                assert message.startswith("data-parallel training stopped before it began: "
+                                          "process 1 of the group refused")
         # the refused fits left no half-fitted model behind
         assert not any(half_fitted for _, half_fitted in refused)
 
