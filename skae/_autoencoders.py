@@ -50,8 +50,9 @@ class Autoencoder(BaseAutoencoder):
     classic 784 -> 32 (ReLU) -> 784 (sigmoid) network trained with binary cross-entropy.
 """,
         _N_COMPONENTS.format(none=" or None", default=32,
-                             none_text="; with a conv stack, ``None`` makes the flattened "
-                             "feature map the code"),
+                             none_text="; with a conv stack, ``None`` makes the last of "
+                             "``hidden_layer_sizes`` the code, or without them the flattened "
+                             "feature map"),
         network=_DENSE_NETWORK,
         training=_TRAINING,
         see_also="""
@@ -136,9 +137,9 @@ class ConvAutoencoder(BaseAutoencoder):
     so any image size works: 8x8 digits, 32x32x3, a non-square 20x30.
 """,
         _N_COMPONENTS.format(none=" or None", default=None,
-                             none_text="; ``None`` makes the flattened feature map of the conv "
-                             "stack (after any ``hidden_layer_sizes``) the code, an int adds a "
-                             "dense bottleneck of that size"),
+                             none_text="; ``None`` makes the last of ``hidden_layer_sizes`` the "
+                             "code, or without them the flattened feature map of the conv "
+                             "stack; an int adds a dense bottleneck of that size"),
         network=dict(hidden="()", filters="(16, 8, 8)", code_activation="None"),
         training=_TRAINING,
         see_also="""
@@ -217,8 +218,9 @@ class DenoisingAutoencoder(BaseAutoencoder):
     With ``conv_filters`` it is the chapter's convolutional denoiser.
 """,
         _N_COMPONENTS.format(none=" or None", default=32,
-                             none_text="; with a conv stack, ``None`` makes the flattened "
-                             "feature map the code"),
+                             none_text="; with a conv stack, ``None`` makes the last of "
+                             "``hidden_layer_sizes`` the code, or without them the flattened "
+                             "feature map"),
         variant_params="""\
     noise : {"gaussian", "masking", "salt_and_pepper"}, default="gaussian"
         ``"gaussian"`` adds ``noise_level * N(0, 1)`` (in the units of ``X``) and clips to
@@ -526,7 +528,8 @@ class ContractiveAutoencoder(BaseAutoencoder):
 
 """,
         network=dict(hidden="()", filters="()", code_activation='"logistic"'),
-        training=_TRAINING,
+        training=dict(_TRAINING, random_extra=(",\n        the random projections of "
+                                                    "``jacobian=\"projection\"``,")),
         attributes="""
     jacobian_ : {"closed_form", "exact", "projection"}
         The penalty's computation resolved from ``jacobian``.

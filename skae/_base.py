@@ -326,18 +326,21 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @property
     def validation_scores_(self):
-        """:meth:`score` on the validation split per epoch (``None`` without early stopping)."""
+        """:meth:`score` on the validation split per epoch trained with early stopping
+        (``None`` if none was)."""
         return list(self._history("validation_scores_").validation_scores) or None
 
     @property
     def best_loss_(self):
-        """Lowest training loss reached (``None`` for a model trained with early stopping)."""
+        """Lowest training loss reached (``None`` once any epoch was trained with early
+        stopping)."""
         state = self._history("best_loss_")
         return None if state.validation_scores else state.best_loss
 
     @property
     def best_validation_score_(self):
-        """Best validation score reached (``None`` without early stopping)."""
+        """Validation score of the weights kept (``None`` if no epoch was trained with
+        early stopping)."""
         state = self._history("best_validation_score_")
         return state.best_validation_score if state.validation_scores else None
 

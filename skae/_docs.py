@@ -50,7 +50,9 @@ _TRAINING_PARAMS = """\
         ``weight_decay`` = ``alpha / 2`` times the sum of the squared weights, added to the
         per-sample loss. It keeps weights that get little gradient (e.g. pixels that are
         rarely on) small, which makes first-layer filters readable. The reconstruction loss
-        is summed over features, so useful values are larger than ``MLPRegressor``'s.
+        is summed over features, so useful values are larger than ``MLPRegressor``'s. A
+        decoder that reads a scaled code (``SparseAutoencoder`` with ``sparsity="kl"``) has
+        its first weights counted as the code sees them.
 
     learning_rate_init : float, default={learning_rate}
         Learning rate.
@@ -147,12 +149,13 @@ _ATTRIBUTES = """\
         Each named loss term per epoch.
 
     best_loss_ : float or None
-        Lowest training loss (``None`` for a model trained with early stopping).
+        Lowest training loss (``None`` once any epoch was trained with early stopping).
 
     validation_scores_ : list of float or None
         :meth:`score` on the validation split for each epoch trained with early stopping.
         A warm start that turns ``early_stopping`` on adds scores from then on, so the
-        list can be shorter than ``loss_curve_``.
+        list can be shorter than ``loss_curve_``; one that turns it off keeps the scores
+        of the epochs before.
 
     best_validation_score_ : float or None
         Validation score of the weights kept: the best of ``validation_scores_``, except

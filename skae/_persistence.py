@@ -44,7 +44,19 @@ def save(estimator, path):
         The estimator to save; the file holds its parameters, its fitted state and, once
         fitted, its optimizer state (so training can continue after :func:`load`).
     path : str or path-like
-        Destination file (conventionally ``.skae``).
+        Destination file (conventionally ``.skae``). A failed write leaves a file that
+        was there before unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``estimator`` is not of one of skae's six classes (a subclass too: pickle it),
+        or its ``random_state`` is not an int or None (a ``RandomState`` instance cannot
+        be written without pickle).
+    IsADirectoryError
+        If ``path`` names a folder.
+    FileNotFoundError
+        If the folder of ``path`` does not exist.
 
     Examples
     --------

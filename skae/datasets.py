@@ -155,6 +155,8 @@ def load_mnist(subset="train", *, data_home=None, download=True, return_X_y=Fals
     ValueError
         If ``subset`` is invalid, or a file is corrupted (checksum mismatch)
         or not a valid IDX file.
+    TypeError
+        If ``download`` or ``return_X_y`` is not a bool.
     FileNotFoundError
         If a file is missing and ``download`` is False.
     NotADirectoryError

@@ -42,6 +42,16 @@ def data_parallel(group=None):
     ------
     None
 
+    Raises
+    ------
+    RuntimeError
+        If ``torch.distributed`` has no initialised process group.
+
+    Notes
+    -----
+    A ``fit`` or ``partial_fit`` whose data one process refuses raises in every process
+    (a ``ValueError`` naming that process in the others) before any weight changes.
+
     Examples
     --------
     A group of one process (real runs start several, e.g. with ``torchrun``):

@@ -64,6 +64,9 @@ def reconstruction_mse(estimator, X):
     ------
     TypeError
         If ``estimator`` has no ``transform`` or no ``inverse_transform``.
+    ValueError
+        If ``X`` is not finite, or its reconstruction is not a finite real array of the
+        shape of ``X``.
 
     See Also
     --------
@@ -125,6 +128,9 @@ def reconstruction_r2(estimator, X):
     ------
     TypeError
         If ``estimator`` has no ``transform`` or no ``inverse_transform``.
+    ValueError
+        If ``X`` is not finite, or its reconstruction is not a finite real array of the
+        shape of ``X``.
 
     See Also
     --------

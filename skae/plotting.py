@@ -242,6 +242,7 @@ class ReconstructionDisplay:
         Returns
         -------
         display : ReconstructionDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         check_is_fitted(estimator)
         n_samples = _positive_int(n_samples, "n_samples")
@@ -269,6 +270,7 @@ class ReconstructionDisplay:
         Returns
         -------
         display : ReconstructionDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         X = np.asarray(self.X, dtype=float)
         X_rec = np.asarray(self.X_reconstructed, dtype=float)
@@ -323,7 +325,9 @@ class LatentSpaceDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes
+        The Axes drawn on.
     figure_ : matplotlib Figure
+        Its figure.
     scatter_ : matplotlib PathCollection
         The points.
 
@@ -351,14 +355,18 @@ class LatentSpaceDisplay:
         Parameters
         ----------
         estimator : fitted skae estimator
+            Or any fitted transformer, such as a ``Pipeline`` ending in an skae model.
         X : array-like of shape (n_samples, n_features)
+            Data to encode.
         y : array-like of shape (n_samples,), default=None
             Colours of the points.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : LatentSpaceDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         check_is_fitted(estimator)
         Z = np.asarray(estimator.transform(X), dtype=float)
@@ -380,10 +388,12 @@ class LatentSpaceDisplay:
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : LatentSpaceDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         Z = np.asarray(self.Z, dtype=float)
         if Z.ndim == 1:
@@ -451,8 +461,11 @@ class ManifoldDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes
+        The Axes drawn on.
     figure_ : matplotlib Figure
+        Its figure.
     im_ : matplotlib AxesImage
+        The mosaic.
 
     Examples
     --------
@@ -493,10 +506,12 @@ class ManifoldDisplay:
         image_shape : tuple of int, default=None
             Overrides ``estimator.image_shape_``.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : ManifoldDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         from scipy.stats import norm
 
@@ -546,10 +561,12 @@ class ManifoldDisplay:
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : ManifoldDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         images = np.asarray(self.images, dtype=float)
         if images.ndim not in (4, 5):
@@ -603,7 +620,9 @@ class LossCurveDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes
+        The Axes drawn on.
     figure_ : matplotlib Figure
+        Its figure.
     lines_ : dict of str to matplotlib Line2D
         The drawn lines by label.
 
@@ -634,10 +653,12 @@ class LossCurveDisplay:
         ----------
         estimator : fitted skae estimator, or a Pipeline ending in one
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : LossCurveDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         model = _skae_model(estimator, "LossCurveDisplay")
         epochs = model._state.validation_epochs
@@ -651,10 +672,12 @@ class LossCurveDisplay:
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : LossCurveDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         try:
             loss_curve = np.asarray(self.loss_curve, dtype=float)
@@ -713,8 +736,11 @@ class FilterDisplay:
     Attributes
     ----------
     ax_ : matplotlib Axes
+        The Axes drawn on.
     figure_ : matplotlib Figure
+        Its figure.
     im_ : matplotlib AxesImage
+        The mosaic.
     tiles_ : ndarray of shape (n_filters, h, w[, 3])
         The drawn tiles, each scaled to [0, 1].
 
@@ -751,10 +777,12 @@ class FilterDisplay:
             Shape of an input sample for dense weights; overrides
             ``estimator.image_shape_``.
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : FilterDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         import torch
 
@@ -788,10 +816,12 @@ class FilterDisplay:
         Parameters
         ----------
         ax : matplotlib Axes, default=None
+            Axes to draw on; a new figure when ``None``.
 
         Returns
         -------
         display : FilterDisplay
+            The display, drawn (``ax_`` and ``figure_`` set).
         """
         filters = np.asarray(self.filters, dtype=float)
         if filters.size == 0:
