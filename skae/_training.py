@@ -444,12 +444,12 @@ class Trainer:
                     validation_score):
         best = snapshot = None
         reason = "max_iter"
-        if validation_score is not None and state.validation_scores:
-            # a warm start after early stopping: the weights it starts from compete for the
-            # best, so the fit ends with weights that score best_validation_score
-            state.best_validation_score = validation_score()
-            best = _clone_state(self.module, self.optimizer)
         try:
+            if validation_score is not None and state.validation_scores:
+                # a warm start after early stopping: the weights it starts from compete for
+                # the best, so the fit ends with weights that score best_validation_score
+                state.best_validation_score = validation_score()
+                best = _clone_state(self.module, self.optimizer)
             for _ in range(max_epochs):
                 start = time.perf_counter()
                 snapshot = _clone_state(self.module, self.optimizer)

@@ -240,3 +240,29 @@ def test_ctrl_c_in_the_code_statistics_pass_leaves_whole_statistics(monkeypatch,
     else:
         with pytest.raises(NotFittedError, match="stopped with an error before the code"):
             model.sample(1)
+
+
+def test_ctrl_c_while_a_warm_start_scores_its_starting_weights_stops_as_training_does(
+        monkeypatch):
+    # the score of the starting weights came before the guarded epochs: a raw
+    # KeyboardInterrupt left fit, where the README promises a warning
+    from skae import Autoencoder
+
+    X = np.random.RandomState(0).rand(300, 12).astype(np.float32)
+    model = Autoencoder(3, max_iter=2, early_stopping=True, warm_start=True,
+                        random_state=0).fit(X)
+    before, n_iter = _params(model), model.n_iter_
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(model), "_validation_score", interrupted)
+    with pytest.warns(UserWarning, match="interrupted"):
+        try:
+            model.fit(X)
+        except KeyboardInterrupt:  # not to pytest, which would stop the whole run
+            pytest.fail("Ctrl-C while scoring the starting weights escaped fit")
+    monkeypatch.undo()
+    assert model.n_iter_ == n_iter
+    for got, expected in zip(_params(model), before):
+        assert torch.equal(got, expected)
