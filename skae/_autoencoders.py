@@ -376,7 +376,8 @@ class SparseAutoencoder(BaseAutoencoder):
         The sparsity penalty; ``"kl"`` needs ``code_activation="logistic"``.
 
     sparsity_target : float, default=0.05
-        Target mean activation ``rho`` of each code unit (``"kl"`` only).
+        Target mean activation ``rho`` of each code unit (``"kl"`` only), in
+        [1e-6, 1 - 1e-6]: the penalty holds the batch means that far from 0 and 1.
 
     sparsity_weight : float, default=3.0
         Weight of the penalty, per sample, against a reconstruction loss summed over
@@ -409,9 +410,10 @@ class SparseAutoencoder(BaseAutoencoder):
         **BaseAutoencoder._parameter_constraints,
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "sparsity": [StrOptions({"kl", "l1"})],
-        # with sparsity="kl" the code is scaled by 1 / sparsity_target: finite in float32
-        "sparsity_target": [Interval(Real, float(np.finfo(np.float32).tiny), 1,
-                                     closed="neither")],
+        # the KL penalty holds batch means within KL_CLAMP of 0 and 1: a target beyond
+        # would be out of its reach (and 1 / target, the code's scale, overflow float32)
+        "sparsity_target": [Interval(Real, _losses.KL_CLAMP, 1 - _losses.KL_CLAMP,
+                                     closed="both")],
         "sparsity_weight": [Interval(Real, 0, None, closed="left")],
     }
 

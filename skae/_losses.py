@@ -36,7 +36,10 @@ def gaussian_kl(mean, log_var):
     return 0.5 * (mean.square() + log_var.exp() - 1.0 - log_var).sum(dim=1)
 
 
-def kl_sparsity(activations, target, eps=1e-6):
+KL_CLAMP = 1e-6  # batch means are held this far from 0 and 1 in the KL sparsity penalty
+
+
+def kl_sparsity(activations, target, eps=KL_CLAMP):
     """Sum over units j of KL(target || rho_hat_j), rho_hat_j the batch mean of unit j.
 
     ``activations`` must lie in [0, 1] (a sigmoid code). Means are clamped away from 0 and

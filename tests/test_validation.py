@@ -258,14 +258,17 @@ def test_bad_parameters_raise_invalid_parameter_error(unit_data, params, name):
         ae.partial_fit(unit_data)
 
 
-def test_a_sparsity_target_whose_inverse_overflows_float32_is_refused(unit_data):
-    # the code is scaled by 1 / rho: fit "diverged" at its first epoch, and inverse_transform
-    # gave NaN
-    ae = SparseAutoencoder(3, sparsity_target=1e-39, max_iter=1)
+@pytest.mark.parametrize("target", [1e-39, 1e-7, 1 - 1e-7])
+def test_a_sparsity_target_beyond_the_penalty_s_clamp_is_refused(unit_data, target):
+    # the KL penalty holds batch means within 1e-6 of 0 and 1, so it pushed them past a
+    # smaller target; below about 3e-39 the code's scale 1 / rho overflowed float32, fit
+    # "diverged" at its first epoch and inverse_transform gave NaN
+    ae = SparseAutoencoder(3, sparsity_target=target, max_iter=1)
     with pytest.raises(InvalidParameterError, match="sparsity_target"):
         ae.fit(unit_data)
-    assert np.isfinite(ae.set_params(sparsity_target=1e-37).fit(unit_data).transform(
-        unit_data)).all()
+    for edge in (1e-6, 1 - 1e-6):
+        assert np.isfinite(ae.set_params(sparsity_target=edge).fit(unit_data).transform(
+            unit_data)).all()
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu", "cuda:-1"])
