@@ -94,6 +94,19 @@ class ChunkedArray:
     def __getitem__(self, rows):
         return np.asarray(self.source[rows], dtype=self.dtype)
 
+    def check_row_indexing(self):
+        """Refuse a source that training cannot read: it takes batches by row numbers."""
+        rows = np.unique([0, self.shape[0] - 1])  # increasing, as h5py needs
+        try:
+            got = np.shape(self.source[rows])
+        except Exception as exc:  # whatever the source raises
+            got = f"{type(exc).__name__}: {exc}"
+        if got != (len(rows), self.shape[1]):
+            raise ValueError(
+                f"Training reads an out-of-core X by arrays of row numbers, as np.memmap, "
+                f"dask, zarr and h5py arrays allow; this {type(self.source).__name__} gave "
+                f"{got} for X[{rows.tolist()}]. Load it into memory (np.asarray) first.")
+
     def scan(self, moments=True):
         """Read every chunk once: finite values, extremes and (``moments``) mean and spread."""
         n_features = self.shape[1]

@@ -284,3 +284,26 @@ def test_a_dask_array_fits_chunk_by_chunk(wide_data):
     bad = da.where(da.arange(len(data))[:, None] == 9000, np.nan, lazy)
     with pytest.raises(ValueError, match="Input X contains NaN"):
         from_dask.partial_fit(bad)
+
+
+class SliceOnlyArray(LazyArray):
+    """A lazy array read only by slices of rows."""
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice):
+            raise TypeError(f"only slices, got {type(key).__name__}")
+        return super().__getitem__(key)
+
+
+def test_training_refuses_a_lazy_array_it_cannot_read_by_row_numbers(unit_data):
+    # the full validation pass read it by slices; its batches then failed in epoch 1 and
+    # left a model with untrained weights that transform used
+    ae = Autoencoder(3, max_iter=1, random_state=0)
+    for train in (ae.fit, ae.partial_fit):
+        with pytest.raises(ValueError, match=r"by arrays of row numbers.*this SliceOnlyArray "
+                                             r"gave TypeError: only slices"):
+            train(SliceOnlyArray(unit_data))
+        assert not hasattr(ae, "encoder_")
+    fitted = ae.fit(unit_data)  # reading by slices still serves everything else
+    np.testing.assert_array_equal(fitted.transform(SliceOnlyArray(unit_data)),
+                                  fitted.transform(unit_data))
