@@ -537,6 +537,13 @@ def test_transform_folds_the_standardisation_into_the_first_layer_exactly(tabula
     np.testing.assert_allclose(ae.transform(X), expected, rtol=rtol, atol=rtol)
 
 
+def test_data_near_zero_are_standardised_in_one_fused_op(unit_data, tabular_data):
+    # the exact two-op path is for means far from zero only: MNIST-like data keep the fold
+    for X in (unit_data, tabular_data):
+        ae = Autoencoder(3, max_iter=1, random_state=0).fit(X)
+        assert ae._scaling_tensors(torch.float32, "cpu")[2]
+
+
 @pytest.mark.parametrize("offset", [1e4, 1e6, 1e9])
 def test_a_feature_far_from_zero_keeps_its_digits_in_float32(tabular_data, offset):
     # standardising as x / s - m / s cancels two large terms when a mean is many spreads

@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,8 @@ CONFIGS = [
 def _train_in_group(rank, world_size, init_file, X, out_dir):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
+                            world_size=world_size,
+                            timeout=timedelta(seconds=60))  # a hang fails within a minute
     try:
         with data_parallel():
             models = [cls(**params).fit(X) for cls, params in CONFIGS]
@@ -60,12 +62,21 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
                     (Autoencoder(4, max_iter=1), "fit", X if rank == 0 else X + np.nan),
                     (Autoencoder(4, max_iter=1, early_stopping=True, validation_fraction=0.5),
                      "fit", X[:4 - 3 * rank]),
-                    (fitted, "partial_fit", X if rank == 0 else X[:, :-1])]:
+                    (fitted, "partial_fit", X if rank == 0 else X[:, :-1]),
+                    # a validation split that leaves one training row for two processes
+                    (Autoencoder(2, max_iter=1, early_stopping=True, validation_fraction=0.5),
+                     "fit", X[:2]),
+                    # the same X, split otherwise for validation in each process
+                    (Autoencoder(2, max_iter=1, early_stopping=True,
+                                 validation_fraction=0.1 + 0.1 * rank), "fit", X[:100])]:
                 try:
                     getattr(model, method)(data)
-                except ValueError as exc:  # refused before the model changed
-                    errors.append((str(exc), model is not fitted and hasattr(model, "encoder_")))
+                except Exception as exc:  # refused before the model changed
+                    errors.append((f"{type(exc).__name__}: {exc}",
+                                   model is not fitted and hasattr(model, "encoder_")))
             errors.append(fitted.n_iter_ == n_iter)
+            # a first batch of exactly one row per process trains
+            errors.append(Autoencoder(2, batch_size=2, max_iter=1).fit(X[:50]).n_iter_)
         # a group without global rank 0: the seed is that of its own first process
         subgroup = dist.new_group([1])  # every process takes part in making it
         if rank == 1:
@@ -142,19 +153,22 @@ def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
 def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
     _, [(_, errors_0), (_, errors_1)] = two_process_models
     for rank, errors in enumerate((errors_0, errors_1)):  # none waits for the other
-        *refused, unchanged = errors
-        assert len(refused) == 7 and unchanged
+        *refused, unchanged, trained = errors
+        assert len(refused) == 9 and unchanged and trained == 1
+        assert all(message.startswith("ValueError: ") for message, _ in refused)
         assert "same X in every process" in refused[0][0]
-        for message, _ in refused[1:4]:
+        for message, _ in refused[1:4] + refused[7:8]:
             assert "at least as many samples in the first batch as processes (2)" in message
-        # process 1 alone refuses its data: it says why, and process 0 names it
-        for (message, _), why in zip(refused[4:], ["Input X contains NaN",
-                                                   "early_stopping needs at least one",
-                                                   "X has 63 features"]):
+        assert "(samples, training samples) = [(100, 90), (100, 80)]" in refused[8][0]
+        # process 1 alone refuses its data: it raises its own error, and process 0 one
+        # that names it
+        for (message, _), why in zip(refused[4:7], ["Input X contains NaN",
+                                                    "early_stopping needs at least one",
+                                                    "X has 63 features"]):
             assert why in message
-            if rank == 0:
-                assert message.startswith("data-parallel training stopped before it began: "
-                                          "process 1 of the group refused")
+            named = message.startswith("ValueError: data-parallel training stopped before it "
+                                       "began: process 1 of the group refused")
+            assert named == (rank == 0)
         # the refused fits left no half-fitted model behind
         assert not any(half_fitted for _, half_fitted in refused)
 

@@ -264,6 +264,14 @@ def test_displays_built_by_hand_name_what_is_wrong(make, message):
         make().plot()
 
 
+def test_a_manifold_grid_of_other_row_and_column_counts_draws_with_its_own_values():
+    images = np.random.RandomState(0).rand(2, 3, 4, 4)  # 2 rows, 3 columns
+    disp = ManifoldDisplay(images, grid_values=([0.0, 1.0, 2.0], [5.0, 6.0])).plot()
+    assert [t.get_text() for t in disp.ax_.get_xticklabels()] == ["0", "1", "2"]
+    with pytest.raises(ValueError, match="the 3 values of code dimension 1 and the 2"):
+        ManifoldDisplay(images, grid_values=([5.0, 6.0], [0.0, 1.0, 2.0])).plot()
+
+
 def test_loss_terms_must_be_a_mapping():
     with pytest.raises(TypeError, match="loss_terms must map each term's name"):
         LossCurveDisplay([1, 2], loss_terms=[[1, 2], [3, 4]]).plot()

@@ -271,6 +271,10 @@ def test_a_sparsity_target_beyond_the_penalty_s_clamp_is_refused(unit_data, targ
             unit_data)).all()
 
 
+def test_the_largest_float32_learning_rate_is_accepted():
+    Autoencoder(learning_rate_init=float(np.finfo(np.float32).max))._validate_params()
+
+
 @pytest.mark.parametrize("device", ["tpu", "cuda:x", "gpu", "cuda:-1"])
 def test_unknown_device_is_refused_with_its_name(unit_data, device):
     with pytest.raises(ValueError, match=re.escape(f"device={device!r}")):
@@ -384,6 +388,16 @@ def test_sparse_and_dense_data_get_the_same_scaling(unit_data, offset):
             np.testing.assert_allclose(mean, expected[0], rtol=1e-12)
             assert scale == pytest.approx(expected[1], rel=1e-9)
     assert _scaling_stats(sp.csr_matrix(X))[1] == pytest.approx(dense_scale, rel=1e-9)
+
+
+def test_a_sparse_matrix_whose_last_columns_store_nothing_scales_as_dense():
+    from skae._base import _scaling_stats
+
+    X = np.random.RandomState(0).rand(50, 6)
+    X[:, -2:] = 0.0  # no stored entries there: the column sums must still cover them
+    mean, scale = _scaling_stats(sp.csr_matrix(X))
+    np.testing.assert_allclose(mean, X.mean(axis=0), rtol=1e-13)
+    assert scale == pytest.approx(_scaling_stats(X)[1], rel=1e-12)
 
 
 def test_sparse_float32_data_are_averaged_in_float64():
