@@ -31,8 +31,8 @@ def raw_input(cls):
     """``cls`` with the same network and training, fed raw pixels (no standardisation)."""
 
     class RawInput(cls):
-        def _initialize(self, X, seed):
-            super()._initialize(X, seed)
+        def _initialize(self, X):
+            super()._initialize(X)
             self._x_mean = np.zeros_like(self._x_mean)
             self._x_scale = 1.0
 

@@ -324,8 +324,8 @@ class DenoisingAutoencoder(BaseAutoencoder):
         super()._check_training(X, early_stopping)
         self._widen_noise_range(X)
 
-    def _initialize(self, X, seed):
-        super()._initialize(X, seed)
+    def _initialize(self, X):
+        super()._initialize(X)
         self._feature_range = None
 
     def _widen_noise_range(self, X):
@@ -489,8 +489,8 @@ class SparseAutoencoder(BaseAutoencoder):
         # rate per step, and would need many epochs to get there).
         return dataclasses.replace(architecture, code_scale=1.0 / float(self.sparsity_target))
 
-    def _initialize(self, X, seed):
-        super()._initialize(X, seed)
+    def _build_networks(self, seed):
+        super()._build_networks(seed)
         if self.sparsity == "kl":  # start every code unit at the target mean activation
             target = self.sparsity_target
             with torch.no_grad():

@@ -53,7 +53,6 @@ from ._training import (
     agreed_preparation,
     data_parallel_group,
     make_optimizer,
-    shared_seed,
     shares_with_torch,
     warn_at_caller,
 )
@@ -179,9 +178,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             The updated estimator.
         """
         first = not hasattr(self, "encoder_")
-        if not first:  # sklearn's _fit_context validates them at a first partial_fit only
-            self._validate_params()
-        X = self._prepare_training(X, reset=first, early_stopping=False)
+        # sklearn's _fit_context validates the parameters at a first partial_fit only
+        X = self._prepare_training(X, reset=first, early_stopping=False,
+                                   validate_params=not first)
         self._train(X, epochs=1, early_stopping=False)
         self._update_code_distribution(X, reset=first)
         return self
@@ -441,35 +440,42 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "data not seen in its fit, such as a validation fold, can fall outside) or "
                 "use loss='mse'.")
 
-    def _prepare_training(self, X, reset, early_stopping):
-        """Validate ``X`` and check what training it needs, setting up a new network first
-        with ``reset``; returns the validated ``X``. Nothing changes where it raises.
+    def _prepare_training(self, X, reset, early_stopping, validate_params=False):
+        """Validate ``X`` and check what training it needs, setting up a new network with
+        ``reset``; returns the validated ``X``. Nothing changes where it raises, not even
+        ``random_state``, whose seed is drawn once the checks have passed.
 
-        In a data-parallel group every process runs this, and all of them raise if one
-        does (see :func:`agreed_preparation`), so none is left waiting for another.
+        In a data-parallel group every process runs the checks, and all of them raise if
+        one does (see :func:`agreed_preparation`), so none is left waiting for another; a
+        new network is built from the seed of the group's first process.
         """
-        seed = self._new_seed() if reset else None  # first: shared by a collective
         with _unchanged_on_error(self):
             with agreed_preparation(self.batch_size) as agreement:
+                if validate_params:
+                    self._validate_params()
                 X = self._validate_X(X, reset=reset)
                 if reset:
-                    self._initialize(X, seed)
+                    self._initialize(X)
+                else:
+                    _resolve_device(self.device)  # refused here; the networks move below
                 self._check_training(X, early_stopping)
                 n_val = (_validation_size(X.shape[0], self.validation_fraction)
                          if early_stopping else 0)
-                agreement.sizes = (X.shape[0], X.shape[0] - n_val)
-            if not reset:  # last: moving the networks is not undone on an error
+                agreement.report(X, n_train=X.shape[0] - n_val, scaling=(
+                    self._x_mean, self._x_scale, self.loss_), seed=self._draw_seed() if reset
+                    else None)
+            if reset:
+                self._build_networks(agreement.seed)
+            else:  # last: moving the networks is not undone on an error
                 self._follow_device()
         return X
 
-    def _new_seed(self):
-        """The seed of a new network, drawn from ``random_state`` (in a data-parallel
-        group, by its first process for all)."""
-        return shared_seed(int(check_random_state(self.random_state).randint(_SEED_MAX)))
+    def _draw_seed(self):
+        """The seed of a new network, drawn from ``random_state``."""
+        return int(check_random_state(self.random_state).randint(_SEED_MAX))
 
-    def _initialize(self, X, seed):
-        """Resolve loss, scaling, device and architecture; build networks from ``seed``;
-        reset history."""
+    def _initialize(self, X):
+        """Resolve loss, scaling, device and architecture, for a network not built yet."""
         self._check_n_components()
         self.device_ = _resolve_device(self.device)
         self.loss_ = self._resolve_loss(X)
@@ -480,6 +486,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.image_shape_ = self._resolve_image_shape(X.shape[1])
         self._architecture = self._build_architecture(X.shape[1], self.image_shape_)
         self.n_components_ = self._architecture.code_size
+
+    def _build_networks(self, seed):
+        """Build the networks of the architecture from ``seed``; reset the history."""
         self._seed = seed
         generator = torch.Generator().manual_seed(self._seed)
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)

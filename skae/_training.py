@@ -10,10 +10,10 @@ Training is a few small steps -- :meth:`Trainer.batch_step`, :meth:`Trainer.run_
 import contextlib
 import contextvars
 import copy
+import hashlib
 import math
 import sys
 import time
-import types
 import warnings
 from dataclasses import dataclass, field
 
@@ -608,59 +608,89 @@ def data_parallel_group():
     return _DATA_PARALLEL.get()
 
 
+@dataclass
+class Agreement:
+    """What preparing a fit found in one process, to compare across a data-parallel group.
+
+    ``seed`` is the seed of a new network (None to keep the network); after
+    :func:`agreed_preparation` it is the group's first process's.
+    """
+
+    parallel: bool
+    sizes: tuple = None
+    fingerprint: str = None
+    seed: int = None
+
+    def report(self, X, n_train, scaling, seed):
+        """Record the validated ``X`` (``n_train`` rows trained on), the model's
+        ``scaling`` and the new network's ``seed``."""
+        self.sizes, self.seed = (X.shape[0], n_train), seed
+        if self.parallel:  # the same sizes but other values must not pass either
+            self.fingerprint = _fingerprint(X, scaling)
+
+
+def _fingerprint(X, scaling):
+    """A digest of the width, three rows of ``X`` and the ``(mean, scale, loss)`` that
+    scale it: what differs between processes given other data, cheaply."""
+    rows = np.unique([0, X.shape[0] // 2, X.shape[0] - 1])
+    values = X[rows]
+    values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
+    digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    mean, scale, loss = scaling
+    digest.update(np.ascontiguousarray(mean, dtype=np.float64).tobytes())
+    digest.update(repr((X.shape[1], float(scale), loss)).encode())
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def agreed_preparation(batch_size):
     """Run the block that prepares a fit in every process of the active data-parallel
-    group, and end it alike in all of them: a collective, after the block.
+    group, and end it alike in all of them: one collective, after the block.
 
-    Where the block raised in any process, every process raises (that one its own error,
-    the others a ``ValueError`` naming it), so none waits in a later collective for a
-    process that left. Then every process must have set ``agreement.sizes`` to the same
-    ``(samples, training samples)``, and the first batch must give each a row. Outside a
-    group, the block just runs.
+    The block reports what it found (:meth:`Agreement.report`). Where it raised in any
+    process, every process raises (that one its own error, the others a ``ValueError``
+    naming it), so none waits in a later collective for a process that left. Then the
+    processes must have the same ``X`` (sizes, and a fingerprint of values and scaling),
+    and the first batch must give each a row. Outside a group, the block just runs.
+    A Ctrl-C stops only its own process here: the others wait for the group's timeout.
     """
-    agreement = types.SimpleNamespace(sizes=None)
     parallel = data_parallel_group()
+    agreement = Agreement(parallel=parallel is not None)
     if parallel is None:
         yield agreement
         return
     error = None
     try:
         yield agreement
-    except Exception as exc:  # not Ctrl-C: that stops its own process at once
+    except Exception as exc:
         error = exc
     world_size = dist.get_world_size(parallel.group)
     reports = [None] * world_size
     said = None if error is None else f"{type(error).__name__}: {error}"
-    dist.all_gather_object(reports, (said, agreement.sizes), group=parallel.group)
+    mine = (said, agreement.sizes, agreement.fingerprint, agreement.seed)
+    dist.all_gather_object(reports, mine, group=parallel.group)
     if error is not None:
         raise error
-    refused = [(rank, said) for rank, (said, _) in enumerate(reports) if said is not None]
+    refused = [(rank, said) for rank, (said, *_) in enumerate(reports) if said is not None]
     if refused:
         rank, said = refused[0]
         raise ValueError(f"data-parallel training stopped before it began: process {rank} "
                          f"of the group refused its data or parameters ({said})")
-    sizes = [tuple(sizes) for _, sizes in reports]
+    sizes = [tuple(sizes) for _, sizes, _, _ in reports]
     if len(set(sizes)) > 1:
         raise ValueError(
             "data-parallel training needs the same X in every process; the processes "
             f"have (samples, training samples) = {sizes}.")
+    if len({fingerprint for _, _, fingerprint, _ in reports}) > 1:
+        raise ValueError(
+            "data-parallel training needs the same X in every process; the processes' X "
+            "have the same sizes but other values (or scale to other means).")
     n_train = sizes[0][1]
     if min(batch_size, n_train) < world_size:  # alike in every process
         raise ValueError(
             "data-parallel training needs at least as many samples in the first batch as "
             f"processes ({world_size}); it has {min(batch_size, n_train)}.")
-
-
-def shared_seed(seed):
-    """``seed`` as the first process of the active data-parallel group has it, else itself."""
-    parallel = data_parallel_group()
-    if parallel is None:
-        return seed
-    box = [seed]
-    dist.broadcast_object_list(box, src=dist.get_global_rank(parallel.group, 0)
-                               if parallel.group is not None else 0, group=parallel.group)
-    return box[0]
+    agreement.seed = reports[0][3]  # the group's first process's
 
 
 def _progress(done, total, width=30):

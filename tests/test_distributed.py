@@ -1,5 +1,6 @@
 """Data-parallel training with torch.distributed (gloo): 2 local processes against 1."""
 
+import copy
 import os
 import pickle
 import subprocess
@@ -68,12 +69,19 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
                      "fit", X[:2]),
                     # the same X, split otherwise for validation in each process
                     (Autoencoder(2, max_iter=1, early_stopping=True,
-                                 validation_fraction=0.1 + 0.1 * rank), "fit", X[:100])]:
+                                 validation_fraction=0.1 + 0.1 * rank), "fit", X[:100]),
+                    # X of the same sizes but other values
+                    (Autoencoder(2, max_iter=1), "fit", X if rank == 0 else 1 - X),
+                    # a parameter, or a device, that only process 1 refuses
+                    (copy.deepcopy(fitted).set_params(batch_size=1 - rank), "partial_fit", X),
+                    (copy.deepcopy(fitted).set_params(device="tpu" if rank else "cpu"),
+                     "partial_fit", X)]:
+                was_fitted = hasattr(model, "encoder_")
                 try:
                     getattr(model, method)(data)
                 except Exception as exc:  # refused before the model changed
                     errors.append((f"{type(exc).__name__}: {exc}",
-                                   model is not fitted and hasattr(model, "encoder_")))
+                                   not was_fitted and hasattr(model, "encoder_")))
             errors.append(fitted.n_iter_ == n_iter)
             # a first batch of exactly one row per process trains
             errors.append(Autoencoder(2, batch_size=2, max_iter=1).fit(X[:50]).n_iter_)
@@ -154,8 +162,15 @@ def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
     _, [(_, errors_0), (_, errors_1)] = two_process_models
     for rank, errors in enumerate((errors_0, errors_1)):  # none waits for the other
         *refused, unchanged, trained = errors
-        assert len(refused) == 9 and unchanged and trained == 1
-        assert all(message.startswith("ValueError: ") for message, _ in refused)
+        assert len(refused) == 12 and unchanged and trained == 1
+        assert all(message.startswith("ValueError: ") for message, _ in refused[:10])
+        assert "the same sizes but other values" in refused[9][0]
+        for (message, _), why in zip(refused[10:], ["InvalidParameterError: The "
+                                                    "'batch_size' parameter",
+                                                    "ValueError: device='tpu'"]):
+            assert why in message
+            assert message.startswith("ValueError: data-parallel training stopped before "
+                                      "it began: process 1") == (rank == 0)
         assert "same X in every process" in refused[0][0]
         for message, _ in refused[1:4] + refused[7:8]:
             assert "at least as many samples in the first batch as processes (2)" in message

@@ -271,6 +271,21 @@ def test_a_sparsity_target_beyond_the_penalty_s_clamp_is_refused(unit_data, targ
             unit_data)).all()
 
 
+@pytest.mark.parametrize("make_bad", [
+    lambda X: np.where(X > 0.5, np.nan, X),  # refused by validation
+    lambda X: X[:1],  # refused by the checks: too few rows to hold out a validation split
+])
+def test_a_refused_fit_draws_nothing_from_random_state(unit_data, make_bad):
+    # the seed of a new network is drawn once the checks pass: a refused fit, retried, is
+    # the fit a first clean call would have been
+    rng = np.random.RandomState(0)
+    before = rng.get_state()[1].copy()
+    ae = Autoencoder(3, max_iter=1, early_stopping=True, random_state=rng)
+    with pytest.raises(ValueError):
+        ae.fit(make_bad(unit_data))
+    np.testing.assert_array_equal(rng.get_state()[1], before)
+
+
 def test_the_largest_float32_learning_rate_is_accepted():
     Autoencoder(learning_rate_init=float(np.finfo(np.float32).max))._validate_params()
 
