@@ -32,12 +32,15 @@ def is_out_of_core(X):
             and hasattr(X, "__getitem__"))
 
 
-def validate(estimator, X, reset):
-    """``validate_data`` for ``estimator``; chunk by chunk for out-of-core ``X``."""
+def validate(estimator, X, reset, training=False):
+    """``validate_data`` for ``estimator``; chunk by chunk for out-of-core ``X``, which
+    ``training`` must also be able to read by arrays of row numbers."""
     if not is_out_of_core(X):
         return validate_data(estimator, X, reset=reset, accept_sparse="csr", dtype=FLOAT_DTYPES)
     X = ChunkedArray(X, type(estimator).__name__)
     validate_data(estimator, X, reset=reset, skip_check_array=True)  # n_features_in_, names
+    if training:  # before the pass over all of X
+        X.check_row_indexing()
     return X.scan(moments=reset)
 
 

@@ -419,7 +419,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
     # ------------------------------------------------------------------ fitting steps
 
     def _validate_X(self, X, reset):
-        X = validate(self, X, reset=reset)
+        """Training data, validated (see :meth:`_validate_scored_X` for data to score)."""
+        X = validate(self, X, reset=reset, training=True)
         if not reset:
             self._check_loss_domain(X)
         return X
@@ -501,8 +502,6 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         parameters needs: on every :meth:`fit` and :meth:`partial_fit`, so a parameter set
         after a first fit is checked when training goes on. Variants extend it."""
         self._check_network_unchanged(X.shape[1])
-        if isinstance(X, ChunkedArray):
-            X.check_row_indexing()
         if early_stopping:
             _validation_size(X.shape[0], self.validation_fraction)
         # BCE data lie in [0, 1], checked already: only their spread can be out of range

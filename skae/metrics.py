@@ -32,6 +32,9 @@ __all__ = [
     "reconstruction_r2_scorer",
 ]
 
+# A sum of squares below this has lost digits to float64's subnormal range (or underflowed
+# to 0 from nonzero residuals); it is summed again from data brought to about 1.
+_SMALLEST_SUM = 2.0**-900
 # Residuals are formed in float64 blocks of about this many entries, so scoring a large
 # (or sparse) X never holds more than one dense float64 block beyond the reconstruction.
 _BLOCK_ENTRIES = 1 << 22
@@ -254,9 +257,10 @@ def _reconstruction_sums(estimator, X, *, need_total):
     with np.errstate(over="ignore", invalid="ignore"):  # overflow: summed again below
         sums = _squared_sums(X_check, X_hat, blocks, need_total, exponent=0)
     exponent = 0
-    if not all(math.isfinite(total) for total in sums if total is not None):
-        # squares beyond float64's range: sum them again divided by a power of two (exact),
-        # so that SSE / SST stays finite; terms that then underflow are below its precision
+    if not all(_SMALLEST_SUM < total < math.inf for total in sums if total is not None):
+        # squares beyond float64's range, or so small that they lose digits: sum them again
+        # divided by a power of two (exact) that brings the data to about 1, so that
+        # SSE / SST keeps its digits; terms that then underflow are below its precision
         exponent = _largest_exponent(X_check, X_hat, blocks)
         sums = _squared_sums(X_check, X_hat, blocks, need_total, exponent)
     return (*sums, n_samples * n_features, 2 * exponent)

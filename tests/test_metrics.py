@@ -284,6 +284,13 @@ def test_r2_near_float64s_largest_value_is_finite_and_right():
         assert reconstruction_r2(wrong, X) == pytest.approx(expected, rel=1e-12)
 
 
+def test_tiny_data_keep_their_r2():
+    # squares of 1e-170 underflow to 0: r2 was 1.0 for a reconstruction by zeros
+    X = np.array([[1e-170], [2e-170], [3e-170]])
+    assert reconstruction_r2(Reconstructs(np.zeros((3, 1))).fit(X), X) == pytest.approx(-6.0)
+    assert reconstruction_r2(Reconstructs(X.copy()).fit(X), X) == 1.0
+
+
 def test_sparse_input_is_not_modified_and_float32_sparse_averages_like_dense():
     # duplicate entries: scipy's max/min summed them in place; its float32 mean is float32
     X = sp.csr_matrix(([1.0, 2.0, 3.0], [0, 0, 1], [0, 2, 3]), shape=(2, 2))
