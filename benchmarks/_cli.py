@@ -59,6 +59,15 @@ def torch_device(text):
     return str(device)
 
 
+def report_parser(script, doc, report):
+    """A parser whose ``--out`` is the folder for ``report`` (default: results/ beside
+    ``script``), for a script that writes one report."""
+    parser = argparse.ArgumentParser(prog=Path(script).name, description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(script).resolve().parent / "results",
+                        help=f"folder for {report} (default: results/ beside this script)")
+    return parser
+
+
 def fail(script, message):
     """Stop with one line, as argparse does, for a problem of the input, not of the code.
 

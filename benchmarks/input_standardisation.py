@@ -11,20 +11,16 @@ network, the default before skae's VAE became 784-512-256-2)::
 Results: ``benchmarks/results/input_standardisation.md`` (``--out`` for another folder).
 """
 
-import argparse
 import datetime
 import platform
 import warnings
-from pathlib import Path
 
 import numpy as np
-from _cli import check_out, load_mnist_or_fail
+from _cli import check_out, load_mnist_or_fail, report_parser
 from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, VariationalAutoencoder
-
-RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
 
 def raw_input(cls):
@@ -40,11 +36,7 @@ def raw_input(cls):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="folder for input_standardisation.md (default: results/ beside "
-                        "this script)")
-    args = parser.parse_args(argv)
+    args = report_parser(__file__, __doc__, "input_standardisation.md").parse_args(argv)
     X_train, X_test = load_mnist_or_fail(__file__)
     check_out(__file__, args.out, ["input_standardisation.md"])
     warnings.filterwarnings("ignore", category=ConvergenceWarning)  # fixed epoch budgets

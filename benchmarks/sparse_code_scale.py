@@ -14,22 +14,18 @@ code is)::
 About 2.5 minutes on 2 cores. Results: ``benchmarks/results/sparse_code_scale.md``.
 """
 
-import argparse
 import dataclasses
 import datetime
 import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-from _cli import check_out, load_mnist_or_fail
+from _cli import check_out, load_mnist_or_fail, report_parser
 from compare_pca import environment_line
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, SparseAutoencoder
-
-RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
 
 class UnscaledSparseAutoencoder(SparseAutoencoder):
@@ -41,11 +37,7 @@ class UnscaledSparseAutoencoder(SparseAutoencoder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog=Path(__file__).name, description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="folder for sparse_code_scale.md (default: results/ beside "
-                        "this script)")
-    args = parser.parse_args(argv)
+    args = report_parser(__file__, __doc__, "sparse_code_scale.md").parse_args(argv)
     start = time.perf_counter()
     X_train, X_test = load_mnist_or_fail(__file__)
     check_out(__file__, args.out, ["sparse_code_scale.md"])
