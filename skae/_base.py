@@ -462,9 +462,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 self._check_training(X, early_stopping)
                 n_val = (_validation_size(X.shape[0], self.validation_fraction)
                          if early_stopping else 0)
-                agreement.report(X, n_train=X.shape[0] - n_val, scaling=(
-                    self._x_mean, self._x_scale, self.loss_), seed=self._draw_seed() if reset
-                    else None)
+                seed = self._draw_seed() if reset else None  # last: no check refused X
+                agreement.report(X, X.shape[0] - n_val,
+                                 (self._x_mean, self._x_scale, self.loss_), seed)
             if reset:
                 self._build_networks(agreement.seed)
             else:  # last: moving the networks is not undone on an error
