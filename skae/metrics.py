@@ -238,7 +238,7 @@ def _reconstruction_sums(estimator, X, *, need_total):
 
     ``SST`` (squared deviation from the per-feature mean of ``X``) is None unless
     ``need_total``. Both are divided by ``2 ** exponent`` (0 unless their squares would
-    overflow float64).
+    overflow float64, or underflow it).
     """
     _check_invertible(estimator)
     # CSR or CSC: sliced by rows below (COO, DIA, ... cannot be)
