@@ -244,6 +244,9 @@ def _reconstruction_sums(estimator, X, *, need_total):
     # CSR or CSC: sliced by rows below (COO, DIA, ... cannot be)
     X_check = check_array(X, accept_sparse=("csr", "csc"), dtype="numeric",
                           ensure_all_finite=True)
+    if getattr(X_check, "has_canonical_format", True) is False:  # in a copy: X is the user's
+        X_check = X_check.copy()
+        X_check.sum_duplicates()  # once, so that every pass below reads the same values
     X_hat = _check_reconstruction(estimator.inverse_transform(estimator.transform(X)),
                                   estimator)
     if X_hat.shape != X_check.shape:
@@ -276,13 +279,25 @@ def _squared_sums(X, X_hat, blocks, need_total, exponent):
     sse, sst, mean = 0.0, None, None
     if need_total:
         sst = 0.0
-        mean = sum(_dense64(X[rows], factor).sum(axis=0) for rows in blocks) / X.shape[0]
+        mean = _column_sums(X, blocks, factor) / X.shape[0]
     for rows in blocks:
         x = _dense64(X[rows], factor)
         sse += float(np.sum(np.square(x - _dense64(X_hat[rows], factor))))
         if need_total:
             sst += float(np.sum(np.square(x - mean)))
     return sse, sst
+
+
+def _column_sums(X, blocks, factor):
+    """Per-feature sums of ``X * factor`` in float64; a CSR or CSC matrix's from its stored
+    entries (duplicates add up, as in ``toarray``), without densifying it."""
+    if not sp.issparse(X):
+        return sum(_dense64(X[rows], factor).sum(axis=0) for rows in blocks)
+    stored = X.indptr[-1]
+    features = (X.indices[:stored] if X.format == "csr"
+                else np.repeat(np.arange(X.shape[1]), np.diff(X.indptr)))
+    values = X.data[:stored].astype(np.float64) * factor
+    return np.bincount(features, weights=values, minlength=X.shape[1])
 
 
 def _largest_exponent(X, X_hat, blocks):

@@ -313,3 +313,17 @@ def test_metrics_sum_over_every_block_also_for_sparse_input(unit_data, monkeypat
     for data in (X, sp.csr_matrix(X), sp.csc_matrix(X)):
         np.testing.assert_allclose(reconstruction_mse(svd, data), mse, rtol=1e-10)
         np.testing.assert_allclose(reconstruction_r2(svd, data), r2, rtol=1e-10)
+
+
+def test_sparse_duplicates_and_explicit_zeros_average_as_their_dense_matrix(unit_data):
+    # the mean is summed from the stored entries: duplicates add up, as in toarray()
+    rng = np.random.RandomState(0)
+    rows, cols = rng.randint(0, 40, 300), rng.randint(0, 12, 300)
+    values = np.where(rng.rand(300) < 0.1, 0.0, rng.rand(300))
+    coo = sp.coo_matrix((values, (rows, cols)), shape=(40, 12))
+    dense = coo.toarray()
+    svd = TruncatedSVD(3, random_state=0).fit(dense)
+    expected = reconstruction_r2(svd, dense)
+    for matrix in (coo.tocsr(copy=False), sp.csc_matrix((values, (rows, cols)), shape=(40, 12))):
+        matrix.has_canonical_format = False
+        assert reconstruction_r2(svd, matrix) == pytest.approx(expected, rel=1e-12)
