@@ -459,7 +459,8 @@ def check_models(names, registry, args, X_train):
 
 def main(argv=None):
     args = parse_args(argv)
-    # every model trains for a fixed number of epochs: stopping at max_iter is the plan
+    # every model trains up to max_iter epochs (the default stopping rule may end it
+    # sooner; the table's epochs column says): reaching max_iter is not a failure here
     from scipy.linalg import LinAlgWarning
     from sklearn.exceptions import ConvergenceWarning
 
