@@ -147,11 +147,11 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         continuing = self.warm_start and hasattr(self, "encoder_")
         X = self._prepare_training(X, reset=not continuing, early_stopping=self.early_stopping)
         reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
-        if reason == "max_iter":
+        self._update_code_distribution(X, reset=True)
+        if reason == "max_iter":  # last: a filter may make the warning an error
             warn_at_caller(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                 "optimization hasn't converged yet.", ConvergenceWarning)
-        self._update_code_distribution(X, reset=True)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -915,6 +915,9 @@ def _scaling_stats(X):
         mean = np.bincount(X.indices, weights=X.data, minlength=X.shape[1]) / X.shape[0]
     else:
         mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()  # float32 sums drift
+    if not np.isfinite(mean).all():  # checked already, unless assume_finite=True
+        raise ValueError("Input X contains NaN or infinity (sklearn's assume_finite=True "
+                         "skipped that check); skae cannot train on them.")
     if isinstance(X, ChunkedArray):  # moments gathered while validating, chunk by chunk
         var = X.squared_deviations / X.shape[0]
     elif hasattr(X, "toarray"):

@@ -5,14 +5,17 @@ statistics) as tensors, and in its metadata the class name, the format version,
 ``get_params()`` and the other fitted attributes as tagged JSON, with a SHA-256 of the
 arrays and of that metadata (so a flipped byte anywhere is caught, not only in the arrays).
 Loading parses JSON and raw arrays only, looks the class up in an allow-list, accepts only
-that class's parameter names and plain attribute names, and never executes anything from
-the file.
+that class's parameter names and attribute names that are none of the class's, checks that
+the fitted attributes fit together (the checksum catches accidents, not forgery), and never
+executes anything from the file.
 """
 
 import hashlib
 import json
 import math
 import os
+import secrets
+import stat
 import struct
 from numbers import Integral
 from pathlib import Path
@@ -23,7 +26,7 @@ from safetensors.numpy import save as _save_tensors
 
 from . import _autoencoders
 from ._nn import Architecture
-from ._training import TrainingState
+from ._training import SOLVERS, TrainingState, make_optimizer
 
 FORMAT = "skae"
 FORMAT_VERSION = 1
@@ -43,9 +46,11 @@ def save(estimator, path):
     estimator : skae estimator
         The estimator to save; the file holds its parameters, its fitted state and, once
         fitted, its optimizer state (so training can continue after :func:`load`).
-    path : str or path-like
-        Destination file (conventionally ``.skae``). A failed write leaves a file that
-        was there before unchanged.
+    path : str, bytes or path-like
+        Destination file (conventionally ``.skae``), written through a temporary file
+        beside it: a failed write leaves a file that was there before unchanged, and saves
+        racing for one path each leave a whole file. A symbolic link is followed, and a
+        file replaced keeps its permissions.
 
     Raises
     ------
@@ -53,6 +58,9 @@ def save(estimator, path):
         If ``estimator`` is not of one of skae's six classes (a subclass too: pickle it),
         or its ``random_state`` is not an int or None (a ``RandomState`` instance cannot
         be written without pickle).
+    ValueError
+        If ``path`` is empty, or names something other than a regular file (a pipe, a
+        device).
     IsADirectoryError
         If ``path`` names a folder.
     FileNotFoundError
@@ -88,18 +96,60 @@ def save(estimator, path):
         "state": json.dumps(_encode(state, arrays)),
     }
     metadata["sha256"] = _digest(arrays, metadata)
-    path = _file_path(path)
-    partial = path.with_name(f".{path.name}.part")
-    try:  # a failed write never replaces a good file
-        partial.write_bytes(_save_tensors(arrays, metadata=metadata))
-        os.replace(partial, path)
+    _write_replacing(_file_path(path), _save_tensors(arrays, metadata=metadata))
+
+
+def _write_replacing(path, data):
+    """Write ``data`` to ``path`` through a temporary file of its own in the same folder,
+    then rename it over ``path``: a failed write never replaces a good file, and writers
+    racing for one path each leave a whole file (the last one's). A symbolic link is
+    followed (its target is written), and a file replaced keeps its permissions. An
+    ``OSError`` names ``path``, not the temporary file.
+    """
+    target = Path(os.path.realpath(path))
+    mode = None
+    if target.exists():
+        if not target.is_file():
+            raise ValueError(f"save() writes a regular file, but {str(path)!r} is not one "
+                             "(a device, a pipe or a socket).")
+        mode = stat.S_IMODE(target.stat().st_mode)
+    partial = None
+    try:
+        partial, handle = _new_temporary(target.parent)
+        with handle:
+            handle.write(data)
+        if mode is not None:
+            os.chmod(partial, mode)
+        os.replace(partial, target)
+    except OSError as exc:
+        if partial is None or exc.filename not in (str(partial), partial):
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc
     finally:
-        partial.unlink(missing_ok=True)
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+
+
+def _new_temporary(folder):
+    """A new file in ``folder`` with a short random name (the user's file name may be as
+    long as the system allows), created with the permissions ``open`` would give it."""
+    for _ in range(100):
+        partial = folder / f".skae-{secrets.token_hex(8)}.part"
+        try:
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:  # named after the folder: the temporary name means nothing
+            raise type(exc)(exc.errno, exc.strerror, str(folder)) from exc
+        return partial, os.fdopen(descriptor, "wb")
+    raise FileExistsError(f"save() found no free temporary file name in {str(folder)!r}.")
 
 
 def _file_path(path):
     """``path`` as a Path, refused where it names a folder (``Path`` drops a final "/")."""
     text = os.fsdecode(os.fspath(path))
+    if not text:
+        raise ValueError("save() needs a file name, got an empty path.")
     if text.endswith(("/", os.sep)) or os.path.isdir(text):
         raise IsADirectoryError(f"save() writes a file, but {text!r} names a folder; give a "
                                 f"file name in it, such as "
@@ -117,7 +167,7 @@ def load(path):
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, bytes or path-like
         A file written by :func:`save`.
 
     Returns
@@ -128,13 +178,18 @@ def load(path):
     Raises
     ------
     ValueError
-        If the file is truncated, corrupted, from a newer format or not an skae file.
+        If the file is truncated, corrupted, from a newer format or not an skae file, or
+        if its fitted attributes do not fit together (an edited file whose checksum was
+        computed anew: the checksum catches accidents, not forgery).
     IsADirectoryError
         If ``path`` is a folder.
     """
+    path = os.fsdecode(os.fspath(path))
+    if not path:
+        raise ValueError("load() needs a file name, got an empty path.")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"load() reads a file written by save(), but "
-                                f"{os.fsdecode(os.fspath(path))!r} is a folder.")
+        raise IsADirectoryError(f"load() reads a file written by save(), but {path!r} is a "
+                                "folder.")
     data = Path(path).read_bytes()
     metadata = _read_metadata(data, path)
     name = metadata.get("class")
@@ -155,6 +210,7 @@ def load(path):
         _check_names(cls, params, state)
         estimator = cls(**params)
         estimator.__setstate__(state)
+        _check_fitted_state(estimator)
     except Exception as exc:  # whatever a bad file makes fail, the answer is a ValueError
         raise ValueError(f"{path} is corrupted: its estimator cannot be rebuilt "
                          f"({type(exc).__name__}: {exc}).") from exc
@@ -168,10 +224,92 @@ def _check_names(cls, params, state):
     unknown = set(params) - set(cls._get_param_names())
     if unknown:
         raise TypeError(f"unknown parameters {sorted(map(str, unknown))}")
-    for name in state:
+    for name in state:  # nothing of the class (its methods, _parameter_constraints, ...)
         if (not isinstance(name, str) or not name.isidentifier() or name.startswith("__")
-                or name in params or callable(getattr(cls, name, None))):
+                or name in params or hasattr(cls, name)):
             raise TypeError(f"attribute name {name!r} is not allowed")
+
+
+_REQUIRED_WHEN_FITTED = ("n_features_in_", "n_components_", "_architecture", "_x_mean",
+                         "_x_scale", "loss_", "_seed", "_state", "image_shape_", "decoder_")
+
+
+def _check_fitted_state(estimator):
+    """Refuse fitted attributes that do not fit together (a file edited and checksummed
+    anew): without this, such a file loads and fails at its first use, or, with optimizer
+    state of other shapes than the weights, makes a fused kernel write out of bounds."""
+    state = vars(estimator)
+    if "encoder_" not in state:
+        return
+    missing = [name for name in _REQUIRED_WHEN_FITTED if name not in state]
+    if missing:
+        raise TypeError(f"a fitted estimator lacks {missing}")
+    n_features, arch = state["n_features_in_"], state["_architecture"]
+    _expect(_is_int(n_features) and n_features >= 1, "n_features_in_", n_features)
+    _expect(isinstance(arch, Architecture) and arch.n_features == n_features
+            and arch.code_size == state["n_components_"]
+            and arch.code_width in (None, arch.code_size * estimator._code_width_factor),
+            "_architecture", arch)
+    mean, scale = state["_x_mean"], state["_x_scale"]
+    _expect(_is_array(mean, (n_features,)) and np.isfinite(mean).all(), "_x_mean", mean)
+    _expect(_is_real(scale) and 0 < scale < math.inf, "_x_scale", scale)
+    _expect(state["loss_"] in ("bce", "mse"), "loss_", state["loss_"])
+    _expect(_is_int(state["_seed"]), "_seed", state["_seed"])
+    shape = state["image_shape_"]
+    _expect(shape is None or isinstance(shape, tuple) and all(_is_int(v) and v >= 1 for v in shape)
+            and math.prod(shape) == n_features, "image_shape_", shape)
+    _check_training_state(state["_state"])
+    _check_code_stats(state.get("_code_stats"), arch.code_size)
+    _check_optimizer_state(estimator, state.get("_optimizer_state"))
+
+
+def _check_training_state(training):
+    _expect(isinstance(training, TrainingState) and _is_int(training.n_iter)
+            and _is_int(training.no_improvement_count)
+            and len(training.loss_curve) == training.n_iter
+            and all(map(_is_real, training.loss_curve + training.validation_scores))
+            and all(map(_is_int, training.validation_epochs))
+            and all(isinstance(name, str) and len(values) == training.n_iter
+                    and all(map(_is_real, values))
+                    for name, values in training.loss_terms.items())
+            and _is_real(training.best_loss) and _is_real(training.best_validation_score),
+            "_state", training)
+
+
+def _check_code_stats(stats, code_size):
+    if stats is not None:
+        _expect(isinstance(stats, tuple) and len(stats) == 3 and _is_real(stats[0])
+                and _is_array(stats[1], (code_size,))
+                and _is_array(stats[2], (code_size, code_size)), "_code_stats", stats)
+
+
+def _check_optimizer_state(estimator, saved):
+    """The saved optimizer state loads into an optimizer of the networks (shapes too)."""
+    if saved is None:
+        return
+    _expect(isinstance(saved, tuple) and len(saved) == 2 and saved[0] in SOLVERS,
+            "_optimizer_state", saved)
+    solver, state = saved
+    parameters = [*estimator.encoder_.parameters(), *estimator.decoder_.parameters()]
+    make_optimizer(solver, parameters, 1e-3, state)  # raises where they do not fit
+
+
+def _expect(condition, name, value):
+    if not condition:
+        raise TypeError(f"{name} is not what a fitted estimator holds: {value!r:.200}")
+
+
+def _is_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, (Integral, float)) and not isinstance(value, bool)
+
+
+def _is_array(value, shape):
+    return (isinstance(value, np.ndarray) and value.shape == shape
+            and value.dtype.kind in "fiu")
 
 
 def _read_metadata(data, path):
@@ -231,7 +369,7 @@ def _encode(obj, arrays):
     if isinstance(obj, dict):
         return {"__dict__": [[_encode(k, arrays), _encode(v, arrays)] for k, v in obj.items()]}
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()  # then tagged as a Python scalar, a non-finite float too
     if isinstance(obj, float) and not math.isfinite(obj):
         return {"__float__": repr(obj)}
     if obj is None or isinstance(obj, (bool, int, float, str)):

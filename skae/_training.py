@@ -43,6 +43,7 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
         optimizer = SOLVERS[solver](parameters, lr=learning_rate)
     if state is not None:
         optimizer.load_state_dict(state)
+        _check_state_shapes(optimizer)
         _match_layouts(optimizer)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
@@ -54,6 +55,21 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
             if "step" in param_state:
                 param_state["step"] = param_state["step"].to(param.device, torch.float32)
     return optimizer
+
+
+def _check_state_shapes(optimizer):
+    """Refuse loaded per-parameter state of another shape than its parameter (torch checks
+    only the number of parameters; a fused kernel would read and write out of bounds)."""
+    for index, (param, param_state) in enumerate(optimizer.state.items()):
+        for key, value in param_state.items():
+            if not isinstance(value, torch.Tensor):
+                continue
+            fits = value.numel() == 1 if key == "step" else value.shape == param.shape
+            if not fits:
+                raise ValueError(
+                    f"the optimizer state does not fit the network: its {key!r} of "
+                    f"parameter {index} has shape {tuple(value.shape)}, the parameter "
+                    f"{tuple(param.shape)}.")
 
 
 def _match_layouts(optimizer):

@@ -205,6 +205,20 @@ def test_convergence_warning_at_max_iter_and_not_when_converged(unit_data):
     assert ae.n_iter_ == 4
 
 
+def test_a_convergence_warning_made_an_error_leaves_a_whole_model(unit_data):
+    # the warning comes last: a filter that raises it leaves the code statistics of sample
+    ae = Autoencoder(3, max_iter=2, random_state=0, warm_start=True)
+    for max_iter in (2, 3):  # a first fit, then a warm start that changes the weights
+        ae.set_params(max_iter=max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            with pytest.raises(ConvergenceWarning):
+                ae.fit(unit_data)
+        codes = ae.transform(unit_data)
+        np.testing.assert_allclose(ae._code_stats[1], codes.mean(axis=0), rtol=1e-4, atol=1e-6)
+        assert ae.sample(2, random_state=0).shape == (2, unit_data.shape[1])
+
+
 def test_early_stopping_restores_the_best_weights(unit_data):
     from skae._base import _validation_split
 

@@ -4,7 +4,6 @@ import builtins
 import json
 import pickle
 import struct
-from pathlib import Path
 
 import joblib
 import numpy as np
@@ -370,17 +369,101 @@ def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, mon
     skae.save(ae, tmp_path / "m.skae")
     good = (tmp_path / "m.skae").read_bytes()
 
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    new_temporary = _persistence._new_temporary
 
-    monkeypatch.setattr(_persistence, "_save_tensors", lambda *a, **k: b"x" * 100)
-    monkeypatch.setattr(Path, "write_bytes", lambda self, data: (
-        open(self, "wb").write(data[:10]), full_disk()))  # dies half-way, as a full disk
+    class HalfWritten:  # dies half-way, as on a full disk
+        def __init__(self, handle):
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.handle.close()
+
+        def write(self, data):
+            self.handle.write(data[:10])
+            raise OSError(28, "No space left on device")
+
+    def failing(folder):
+        partial, handle = new_temporary(folder)
+        return partial, HalfWritten(handle)
+
+    monkeypatch.setattr(_persistence, "_new_temporary", failing)
     with pytest.raises(OSError, match="No space"):
         skae.save(ae, tmp_path / "m.skae")
     monkeypatch.undo()
     assert (tmp_path / "m.skae").read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skae"]  # no partial file left
+
+
+def test_saves_racing_for_one_path_each_leave_a_whole_file(tmp_path, unit_data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    models = [_small_fitted(unit_data, random_state=seed) for seed in (0, 1)]
+    path = tmp_path / "m.skae"
+    with ThreadPoolExecutor(4) as pool:  # each save has a temporary file of its own
+        list(pool.map(lambda i: skae.save(models[i % 2], path), range(40)))
+    codes = skae.load(path).transform(unit_data)
+    assert any(np.array_equal(codes, m.transform(unit_data)) for m in models)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.skae"]
+
+
+def test_save_writes_through_a_link_and_keeps_a_replaced_files_permissions(tmp_path,
+                                                                          unit_data):
+    import os
+    import stat
+
+    ae = _small_fitted(unit_data)
+    (tmp_path / "link.skae").symlink_to(tmp_path / "target.skae")
+    skae.save(ae, tmp_path / "link.skae")
+    assert (tmp_path / "link.skae").is_symlink()
+    np.testing.assert_array_equal(skae.load(tmp_path / "target.skae").transform(unit_data),
+                                  ae.transform(unit_data))
+    os.chmod(tmp_path / "target.skae", 0o600)
+    skae.save(ae, tmp_path / "link.skae")
+    assert stat.S_IMODE(os.stat(tmp_path / "target.skae").st_mode) == 0o600
+
+
+def test_save_refuses_a_path_that_is_not_a_regular_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    with pytest.raises(ValueError, match="regular file.*'.*pipe' is not one"):
+        skae.save(Autoencoder(), tmp_path / "pipe")
+    assert (tmp_path / "pipe").is_fifo()
+
+
+def test_save_takes_the_longest_file_name_the_system_allows(tmp_path, unit_data):
+    ae = _small_fitted(unit_data)
+    path = tmp_path / ("n" * 250 + ".skae")  # 255 bytes: a temporary name beside it is short
+    skae.save(ae, path)
+    np.testing.assert_array_equal(skae.load(path).transform(unit_data), ae.transform(unit_data))
+
+
+def test_empty_and_bytes_paths(tmp_path, unit_data):
+    import os
+
+    for function in (lambda p: skae.save(Autoencoder(), p), skae.load):
+        with pytest.raises(ValueError, match="needs a file name, got an empty path"):
+            function("")
+    ae = _small_fitted(unit_data)
+    skae.save(ae, os.fsencode(tmp_path / "b.skae"))
+    np.testing.assert_array_equal(skae.load(os.fsencode(tmp_path / "b.skae")).transform(
+        unit_data), ae.transform(unit_data))
+
+
+def test_a_non_finite_numpy_scalar_parameter_is_saved_as_standard_json(tmp_path):
+    path = tmp_path / "m.skae"
+    skae.save(Autoencoder(alpha=np.float64(np.inf), tol=np.float32(np.nan)), path)
+    _, metadata, _ = _split(path.read_bytes())
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} in the metadata")
+
+    json.loads(metadata["params"], parse_constant=refuse)
+    loaded = skae.load(path)
+    assert loaded.alpha == np.inf and np.isnan(loaded.tol)
 
 
 # ---------------------------------------------------------------------------------- refusals
@@ -590,6 +673,12 @@ def _add_state(name):
     return add
 
 
+def _set_state(name, value):
+    def set_value(state):
+        return {"__dict__": [[k, value if k == name else v] for k, v in state["__dict__"]]}
+    return set_value
+
+
 @pytest.mark.parametrize("key, function", [
     ("params", _add_param),                              # not a parameter of the class
     ("state", _add_state("fit")),                        # would shadow a method
@@ -597,6 +686,12 @@ def _add_state(name):
     ("state", _add_state("__doc__")),                    # a dunder, though not a method
     ("state", _add_state("n_components")),               # a parameter, not fitted state
     ("state", lambda state: {"__unknown_tag__": state}),
+    ("state", _add_state("_parameter_constraints")),     # a class attribute, not a method
+    ("state", _set_state("loss_", "weird")),
+    ("state", _set_state("_seed", "abc")),
+    ("state", _set_state("_x_scale", -1.0)),
+    ("state", _set_state("n_features_in_", 10)),         # not the architecture's
+    ("state", _set_state("_x_mean", {"__strings__": ["a", "b"]})),
     ("params", lambda params: [1, 2]),
     ("state", lambda state: {"__dict__": [[k, {"__array__": "missing"}] if k == "encoder_"
                                           else [k, v] for k, v in state["__dict__"]]}),
@@ -608,6 +703,26 @@ def test_crafted_but_checksummed_metadata_is_refused(saved, tmp_path, key, funct
     bad = _rewrite(path, tmp_path / "bad.skae", _mutate_json(key, function))
     with pytest.raises(ValueError, match="corrupted"):
         skae.load(bad)
+
+
+def test_optimizer_state_of_other_shapes_than_the_weights_is_refused(saved, tmp_path,
+                                                                     unit_data):
+    # torch checks only the number of parameters: a fused Adam step would write out of bounds
+    _, path = saved
+    _, metadata, arrays = _split(path.read_bytes())
+    state = dict(json.loads(metadata["state"])["__dict__"])
+    optimizer = dict(state["_optimizer_state"]["__tuple__"][1]["__dict__"])
+    first = dict(dict(optimizer["state"]["__dict__"])[0]["__dict__"])
+    arrays[first["exp_avg"]["__array__"]] = np.zeros(1, np.float32)
+    metadata["sha256"] = _digest(arrays, metadata)
+    bad = tmp_path / "bad.skae"
+    bad.write_bytes(save_tensors(arrays, metadata=metadata))
+    with pytest.raises(ValueError, match="corrupted.*'exp_avg' of parameter 0 has shape"):
+        skae.load(bad)
+    ae = _small_fitted(unit_data)  # the same check guards a state set in memory
+    ae._optimizer_state[1]["state"][0]["exp_avg"] = torch.zeros(1)
+    with pytest.raises(ValueError, match="does not fit the network"):
+        ae.partial_fit(unit_data)
 
 
 # ---------------------------------------------------------------------------------- no code

@@ -41,6 +41,18 @@ def test_non_finite_values_are_refused_at_fit(unit_data, value, message):
 
 
 @pytest.mark.parametrize("value, message", BAD_VALUES)
+def test_non_finite_values_are_refused_at_fit_even_when_sklearn_assumes_finite(unit_data,
+                                                                               value, message):
+    # assume_finite=True skips check_array's test; a first fit would keep a NaN scaling
+    from sklearn import config_context
+
+    estimator = Autoencoder(3, max_iter=1)
+    with config_context(assume_finite=True), pytest.raises(ValueError, match=message):
+        estimator.fit(_with(unit_data, 5, 2, value))
+    assert not hasattr(estimator, "encoder_")
+
+
+@pytest.mark.parametrize("value, message", BAD_VALUES)
 @pytest.mark.parametrize("method", ["transform", "score_samples", "score", "partial_fit"])
 def test_non_finite_values_are_refused_after_fit(fitted, unit_data, value, message, method):
     before = fitted.transform(unit_data)
