@@ -81,13 +81,23 @@ def _differs(built, wanted):
 
 
 def _with_autograd(method):
-    """``method`` with autograd on: a fit inside the caller's ``torch.no_grad()`` or
-    ``torch.inference_mode()`` block builds trainable weights and trains them."""
+    """``method`` with autograd on and in full precision: a fit inside the caller's
+    ``torch.no_grad()``, ``torch.inference_mode()`` or ``torch.autocast()`` block builds
+    trainable weights and trains them as anywhere else."""
     @functools.wraps(method)
     def with_autograd(*args, **kwargs):
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), _full_precision():
             return method(*args, **kwargs)
     return with_autograd
+
+
+@contextlib.contextmanager
+def _full_precision():
+    """Arithmetic in the networks' own dtype whatever the caller's ``torch.autocast``
+    (which would compute in float16 or bfloat16, change the results and hand back
+    tensors that numpy cannot take)."""
+    with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+        yield
 
 
 class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -331,15 +341,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     @property
     def best_loss_(self):
-        """Lowest training loss reached (``None`` once any epoch was trained with early
-        stopping)."""
+        """Lowest training loss reached (``None`` before any epoch was trained, and once
+        any epoch was trained with early stopping)."""
         state = self._history("best_loss_")
-        return None if state.validation_scores else state.best_loss
+        return None if state.validation_scores or not state.loss_curve else state.best_loss
 
     @property
     def best_validation_score_(self):
-        """Validation score of the weights kept (``None`` if no epoch was trained with
-        early stopping)."""
+        """Validation score of the weights that the last fit with early stopping kept
+        (``None`` if no epoch was trained with early stopping)."""
         state = self._history("best_validation_score_")
         return state.best_validation_score if state.validation_scores else None
 
@@ -727,7 +737,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         mean, _, fused = self._scaling_tensors(first.weight.dtype, first.weight.device)
         if not fused:
             return as_in_training
-        with torch.no_grad():
+        with torch.no_grad(), _full_precision():
             weight = first.weight / self._x_scale
             bias = first.bias - weight @ mean
 
@@ -798,7 +808,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         batch_size = batch_size or self._inference_batch_size()
         dtype = np.float64 if X.dtype == np.float64 else np.float32
         result = None
-        with torch.inference_mode():
+        with torch.inference_mode(), _full_precision():
             for start in range(0, max(X.shape[0], 1), batch_size):
                 rows = X[start : start + batch_size]
                 rows = rows.toarray() if hasattr(rows, "toarray") else rows

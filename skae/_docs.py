@@ -149,7 +149,8 @@ _ATTRIBUTES = """\
         Each named loss term per epoch.
 
     best_loss_ : float or None
-        Lowest training loss (``None`` once any epoch was trained with early stopping).
+        Lowest training loss (``None`` before any epoch was trained, and once any epoch
+        was trained with early stopping).
 
     validation_scores_ : list of float or None
         :meth:`score` on the validation split for each epoch trained with early stopping.
@@ -158,9 +159,11 @@ _ATTRIBUTES = """\
         of the epochs before.
 
     best_validation_score_ : float or None
-        Validation score of the weights kept: the best of ``validation_scores_``, except
-        after a warm-start :meth:`fit` in which no epoch beat the starting weights, whose
-        score on that fit's split (not in the list) it then is.
+        Validation score of the weights that the last :meth:`fit` with early stopping
+        kept: the best of that fit's scores, its starting weights' included after a warm
+        start (that score is not in ``validation_scores_``). Training after that fit
+        without early stopping (:meth:`partial_fit`, or ``early_stopping=False``) changes
+        the weights but not this value.
 """
 
 

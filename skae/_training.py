@@ -401,7 +401,9 @@ class Trainer:
         totals = {}
         for i, batch_idx in enumerate(batches):
             for name, value in self.weighted_step(source, batch_idx).items():
-                totals[name] = totals.get(name, 0.0) + value
+                if name not in totals:  # float64: a float32 running sum drifts by about tol
+                    totals[name] = torch.zeros((), dtype=torch.float64, device=value.device)
+                totals[name] += value  # no tensor kept per batch: they would pin heap pages
             if self.verbose >= 2:
                 _progress(i + 1, len(batches))
         totals = self.sum_totals(totals)
@@ -440,12 +442,12 @@ class Trainer:
 
         The reason is ``"converged"`` (no improvement of at least ``tol`` for more than
         ``n_iter_no_change`` epochs, on ``validation_score()`` when given, else on the
-        training loss), ``"max_iter"``, ``"diverged"`` (a non-finite loss or weight: the
-        weights of the last finite epoch are restored) or ``"interrupted"`` (Ctrl-C: the
-        weights of the last complete epoch are restored, so a half-done epoch or optimizer
-        step never remains). With ``validation_score`` the best weights are restored at
-        the end. Any other error in an epoch (out of memory, say) restores what Ctrl-C
-        restores, then propagates.
+        training loss), ``"max_iter"``, ``"diverged"`` (a non-finite loss, weight or
+        validation score: the weights of the last finite epoch are restored) or
+        ``"interrupted"`` (Ctrl-C: the weights of the last complete epoch are restored, so
+        a half-done epoch or optimizer step never remains). With ``validation_score`` the
+        best weights are restored at the end. Any other error in an epoch (out of memory,
+        say) restores what Ctrl-C restores, then propagates.
         """
         try:
             return self._fit_epochs(source, indices, state, max_epochs, tol,
@@ -470,16 +472,18 @@ class Trainer:
                 start = time.perf_counter()
                 snapshot = _clone_state(self.module, self.optimizer)
                 terms = self.run_epoch(source, indices, epoch=state.n_iter)
-                if not (math.isfinite(terms["loss"]) and _is_finite(self.module)):
+                finite = math.isfinite(terms["loss"]) and _is_finite(self.module)
+                # the epoch counts once it is scored (a Ctrl-C while scoring undoes it)
+                score = None if validation_score is None or not finite else validation_score()
+                if not finite or (score is not None and not math.isfinite(score)):
+                    # finite weights can still overflow on the validation rows
                     self._restore(snapshot)
                     warn_at_caller(
-                        f"Training diverged at epoch {state.n_iter + 1} (non-finite loss); "
-                        "stopped and kept the weights of the last finite epoch. Lower "
-                        "learning_rate_init or scale the data.", RuntimeWarning)
+                        f"Training diverged at epoch {state.n_iter + 1} (non-finite loss or "
+                        "validation score); stopped and kept the weights of the last finite "
+                        "epoch. Lower learning_rate_init or scale the data.", RuntimeWarning)
                     reason = "diverged"
                     break
-                # the epoch counts once it is scored (a Ctrl-C while scoring undoes it)
-                score = None if validation_score is None else validation_score()
                 state.record(terms, score)
                 snapshot = None  # the weights now are those of a complete epoch
                 if score is not None and score > state.best_validation_score:

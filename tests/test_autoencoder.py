@@ -262,6 +262,17 @@ def test_divergence_stops_with_a_warning_and_finite_weights(tabular_data):
     assert all(np.isfinite(v) for v in ae.loss_curve_)
 
 
+def test_a_non_finite_validation_score_is_a_divergence(digits):
+    # epoch 1's weights are finite but so large that the validation rows' logits overflow
+    X = digits[0][:200].astype(np.float32)
+    ae = Autoencoder(4, max_iter=5, solver="sgd", learning_rate_init=1e20, early_stopping=True,
+                     random_state=0)
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 1.*validation score"):
+        ae.fit(X)
+    assert ae.n_iter_ == 0 and not ae.validation_scores_
+    assert np.isfinite(ae.score_samples(X)).all()
+
+
 def test_training_snapshot_is_an_independent_copy_in_the_same_layout(digits):
     from skae import ConvAutoencoder
     from skae._training import _clone_state, make_optimizer
@@ -611,6 +622,24 @@ def test_training_inside_no_grad_or_inference_mode_still_trains(unit_data, conte
     ae.partial_fit(unit_data)  # the weights it built still train outside the block
     copied.partial_fit(unit_data)  # and so do the weights of one unpickled inside it
     assert ae.loss_curve_ == copied.loss_curve_ and ae.n_iter_ == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_callers_autocast_changes_nothing(unit_data, dtype):
+    # autocast would run the products in half precision and hand back what numpy refuses
+    X = unit_data.astype(np.float32)
+    reference = Autoencoder(3, hidden_layer_sizes=(6,), max_iter=2, random_state=0).fit(X)
+    codes = reference.transform(X)
+    with torch.autocast("cpu", dtype=dtype):
+        ae = Autoencoder(**reference.get_params()).fit(X)
+        outputs = [ae.transform(X), ae.inverse_transform(codes), ae.score_samples(X),
+                   reference.transform(X), ae.sample(3, random_state=0)]
+    assert ae.loss_curve_ == reference.loss_curve_
+    expected = [codes, reference.inverse_transform(codes), reference.score_samples(X), codes,
+                reference.sample(3, random_state=0)]
+    for output, wanted in zip(outputs, expected):
+        assert output.dtype == wanted.dtype
+        np.testing.assert_array_equal(output, wanted)
 
 
 @pytest.mark.parametrize("make", [

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, DenoisingAutoencoder
@@ -104,3 +105,24 @@ def test_sparse_input_draws_the_same_noise_per_row_as_dense_input(unit_data):
     sparse = DenoisingAutoencoder(**params).fit(sp.csr_matrix(X))
     np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-4)
     np.testing.assert_allclose(sparse.transform(X), dense.transform(X), rtol=1e-4, atol=1e-5)
+
+
+def test_the_epoch_loss_is_summed_in_float64(monkeypatch):
+    # 20,000 batch losses of one row: a float32 running sum drifts by about the default tol
+    rng = np.random.RandomState(0)
+    losses = (40 + 20 * rng.rand(20_000)).astype(np.float32)  # as BCE sums per image
+    X = rng.rand(len(losses), 2).astype(np.float32)
+    steps = iter(losses)
+
+    def batch_step(self, batch):
+        value = torch.tensor(next(steps))
+        return {"loss": value, "reconstruction": value}
+
+    monkeypatch.setattr(Trainer, "batch_step", batch_step)
+    ae = Autoencoder(1, batch_size=1, max_iter=1, shuffle=False, random_state=0).fit(X)
+    expected = losses.astype(np.float64).mean()
+    float32_sum = np.float32(0)
+    for value in losses:
+        float32_sum += value
+    assert abs(float32_sum / len(losses) - expected) > 1e-5  # the premise: float32 drifts
+    assert ae.loss_curve_[0] == pytest.approx(expected, rel=1e-12)

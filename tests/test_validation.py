@@ -704,6 +704,11 @@ def test_best_loss_says_how_the_model_was_trained_not_the_current_parameter(unit
     assert ae.best_loss_ is None and ae.set_params(early_stopping=False).best_loss_ is None
     plain = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
     assert plain.set_params(early_stopping=True).best_loss_ == min(plain.loss_curve_)
+    for early_stopping in (False, True):  # no epoch trained: no loss, not inf
+        with pytest.warns(RuntimeWarning, match="diverged"):
+            none = Autoencoder(3, max_iter=2, learning_rate_init=3e38,
+                               early_stopping=early_stopping, random_state=0).fit(unit_data)
+        assert none.n_iter_ == 0 and none.best_loss_ is None
 
 
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
