@@ -451,6 +451,17 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
                 "data not seen in its fit, such as a validation fold, can fall outside) or "
                 "use loss='mse'.")
 
+    def _validate_params(self):
+        """sklearn's check of the parameters, which its ``_fit_context`` runs before the
+        body of ``fit``: in a data-parallel group it runs instead in
+        :meth:`_prepare_training`, with the other checks that every process must agree
+        on, so that a parameter only one process refuses stops them all, rather than
+        leave the others waiting in a collective."""
+        if data_parallel_group() is None:
+            super()._validate_params()
+        else:
+            self._params_unchecked = True
+
     def _prepare_training(self, X, reset, early_stopping, validate_params=False):
         """Validate ``X`` and check what training it needs, setting up a new network with
         ``reset``; returns the validated ``X``. Nothing changes where it raises, not even
@@ -460,10 +471,12 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         one does (see :func:`agreed_preparation`), so none is left waiting for another; a
         new network is built from the seed of the group's first process.
         """
+        # sklearn's _fit_context leaves its check to this block in a data-parallel group
+        validate_params = self.__dict__.pop("_params_unchecked", False) or validate_params
         with _unchanged_on_error(self):
             with agreed_preparation(self.batch_size) as agreement:
                 if validate_params:
-                    self._validate_params()
+                    super()._validate_params()
                 X = self._validate_X(X, reset=reset)
                 if reset:
                     self._initialize(X)

@@ -75,7 +75,10 @@ def _train_in_group(rank, world_size, init_file, X, out_dir):
                     # a parameter, or a device, that only process 1 refuses
                     (copy.deepcopy(fitted).set_params(batch_size=1 - rank), "partial_fit", X),
                     (copy.deepcopy(fitted).set_params(device="tpu" if rank else "cpu"),
-                     "partial_fit", X)]:
+                     "partial_fit", X),
+                    # one that sklearn's _fit_context checks before fit begins
+                    (Autoencoder(2, max_iter=1, learning_rate_init=-1.0 if rank else 1e-3),
+                     "fit", X)]:
                 was_fitted = hasattr(model, "encoder_")
                 try:
                     getattr(model, method)(data)
@@ -162,12 +165,14 @@ def test_bad_data_is_the_same_clear_error_in_every_process(two_process_models):
     _, [(_, errors_0), (_, errors_1)] = two_process_models
     for rank, errors in enumerate((errors_0, errors_1)):  # none waits for the other
         *refused, unchanged, trained = errors
-        assert len(refused) == 12 and unchanged and trained == 1
+        assert len(refused) == 13 and unchanged and trained == 1
         assert all(message.startswith("ValueError: ") for message, _ in refused[:10])
         assert "the same sizes but other values" in refused[9][0]
         for (message, _), why in zip(refused[10:], ["InvalidParameterError: The "
                                                     "'batch_size' parameter",
-                                                    "ValueError: device='tpu'"]):
+                                                    "ValueError: device='tpu'",
+                                                    "InvalidParameterError: The "
+                                                    "'learning_rate_init' parameter"]):
             assert why in message
             assert message.startswith("ValueError: data-parallel training stopped before "
                                       "it began: process 1") == (rank == 0)
