@@ -843,7 +843,7 @@ class VariationalAutoencoder(BaseAutoencoder):
             return _losses.reconstruction(output, target, "bce")
         return _losses.gaussian_nll(output, target)
 
-    def _score_tensor(self, x, networks):
+    def _score_tensor(self, x, networks, in_loss_units=False):  # a log-density: no scale
         encoder, decoder = networks
         x_net = self._scaler(x, "normalize")
         mean, log_var = self._posterior(encoder(x_net))

@@ -11,7 +11,8 @@ a few small hooks rather than methods:
   (the VAE's reparameterisation and KL term);
 - ``_penalties(net_input, encoded, generator)``: extra named loss terms (sparsity,
   contraction);
-- ``_score_tensor(x, networks)`` and ``_draw_codes(n, rng)``: scoring and sampling.
+- ``_score_tensor(x, networks, in_loss_units)`` and ``_draw_codes(n, rng)``: scoring and
+  sampling.
 """
 
 import contextlib
@@ -383,13 +384,15 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """Extra named loss terms (scalars) of a training batch."""
         return {}
 
-    def _score_tensor(self, x, networks):
-        """Per-sample score of a batch ``x`` (raw scale); higher is better."""
+    def _score_tensor(self, x, networks, in_loss_units=False):
+        """Per-sample score of a batch ``x`` (raw scale); higher is better. With
+        ``in_loss_units``, not multiplied by :meth:`_score_scale` (which may overflow
+        float32 for data of a huge spread)."""
         encoder, decoder = networks
         x_net = self._scaler(x, "normalize")
         output = decoder(self._code(encoder(x_net)))
         error = reconstruction(output, self._target(x, x_net), self.loss_)
-        return -error * self._score_scale()
+        return -error if in_loss_units else -error * self._score_scale()
 
     def _score_scale(self):
         """Units of :meth:`score` per unit of the training loss's reconstruction term.
@@ -694,8 +697,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         with torch.inference_mode():
             networks = (self.encoder_, self.decoder_)
             chunks = np.array_split(indices, max(1, len(indices) // INFERENCE_BATCH))
-            total = sum(float(self._score_tensor(source.take(idx), networks).sum())
-                        for idx in chunks)
+            total = self._score_scale() * sum(  # scaled as a float: float32 may overflow
+                float(self._score_tensor(source.take(idx), networks, in_loss_units=True).sum())
+                for idx in chunks)
         self.encoder_.train()
         self.decoder_.train()
         return total / len(indices)
@@ -939,6 +943,8 @@ def _scaling_stats(X):
     else:
         mean = np.asarray(X.mean(axis=0, dtype=np.float64)).ravel()  # float32 sums drift
     if not np.isfinite(mean).all():  # checked already, unless assume_finite=True
+        if np.isfinite(_extremes(X)).all():  # finite values, too large to add up
+            _check_float32_training(X, 1.0)
         raise ValueError("Input X contains NaN or infinity (sklearn's assume_finite=True "
                          "skipped that check); skae cannot train on them.")
     if isinstance(X, ChunkedArray):  # moments gathered while validating, chunk by chunk

@@ -161,7 +161,8 @@ _ATTRIBUTES = """\
     best_validation_score_ : float or None
         Validation score of the weights that the last :meth:`fit` with early stopping
         kept: the best of that fit's scores, its starting weights' included after a warm
-        start (that score is not in ``validation_scores_``). Training after that fit
+        start from training with early stopping (that score is not in
+        ``validation_scores_``). Training after that fit
         without early stopping (:meth:`partial_fit`, or ``early_stopping=False``) changes
         the weights but not this value.
 """

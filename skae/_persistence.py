@@ -103,8 +103,9 @@ def _write_replacing(path, data):
     """Write ``data`` to ``path`` through a temporary file of its own in the same folder,
     then rename it over ``path``: a failed write never replaces a good file, and writers
     racing for one path each leave a whole file (the last one's). A symbolic link is
-    followed (its target is written), and a file replaced keeps its permissions. An
-    ``OSError`` names ``path``, not the temporary file.
+    followed (its target is written), and a file replaced keeps its permissions, which
+    the temporary file has from the start. An ``OSError`` about the temporary file names
+    ``path`` instead (or its folder, where the file cannot be made).
     """
     target = Path(os.path.realpath(path))
     mode = None
@@ -115,11 +116,11 @@ def _write_replacing(path, data):
         mode = stat.S_IMODE(target.stat().st_mode)
     partial = None
     try:
-        partial, handle = _new_temporary(target.parent)
+        partial, handle = _new_temporary(target.parent, 0o666 if mode is None else mode)
         with handle:
             handle.write(data)
         if mode is not None:
-            os.chmod(partial, mode)
+            os.chmod(partial, mode)  # the exact bits, whatever the umask took off
         os.replace(partial, target)
     except OSError as exc:
         if partial is None or exc.filename not in (str(partial), partial):
@@ -130,13 +131,13 @@ def _write_replacing(path, data):
             partial.unlink(missing_ok=True)
 
 
-def _new_temporary(folder):
+def _new_temporary(folder, mode):
     """A new file in ``folder`` with a short random name (the user's file name may be as
-    long as the system allows), created with the permissions ``open`` would give it."""
+    long as the system allows), created with ``mode`` less the umask, as ``open`` does."""
     for _ in range(100):
         partial = folder / f".skae-{secrets.token_hex(8)}.part"
         try:
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         except FileExistsError:
             continue
         except OSError as exc:  # named after the folder: the temporary name means nothing

@@ -57,11 +57,17 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
     return optimizer
 
 
+def _total_dtype(device):
+    """float64 for the epoch's loss totals, where the device has it (MPS has not)."""
+    return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
+
+
 def _check_state_shapes(optimizer):
     """Refuse loaded per-parameter state of another shape than its parameter (torch checks
     only the number of parameters; a fused kernel would read and write out of bounds)."""
-    for index, (param, param_state) in enumerate(optimizer.state.items()):
-        for key, value in param_state.items():
+    params = [param for group in optimizer.param_groups for param in group["params"]]
+    for index, param in enumerate(params):
+        for key, value in optimizer.state.get(param, {}).items():
             if not isinstance(value, torch.Tensor):
                 continue
             fits = value.numel() == 1 if key == "step" else value.shape == param.shape
@@ -402,7 +408,8 @@ class Trainer:
         for i, batch_idx in enumerate(batches):
             for name, value in self.weighted_step(source, batch_idx).items():
                 if name not in totals:  # float64: a float32 running sum drifts by about tol
-                    totals[name] = torch.zeros((), dtype=torch.float64, device=value.device)
+                    totals[name] = torch.zeros((), dtype=_total_dtype(value.device),
+                                               device=value.device)
                 totals[name] += value  # no tensor kept per batch: they would pin heap pages
             if self.verbose >= 2:
                 _progress(i + 1, len(batches))

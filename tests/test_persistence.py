@@ -385,8 +385,8 @@ def test_a_failed_save_leaves_the_file_it_would_replace(tmp_path, unit_data, mon
             self.handle.write(data[:10])
             raise OSError(28, "No space left on device")
 
-    def failing(folder):
-        partial, handle = new_temporary(folder)
+    def failing(folder, mode):
+        partial, handle = new_temporary(folder, mode)
         return partial, HalfWritten(handle)
 
     monkeypatch.setattr(_persistence, "_new_temporary", failing)
@@ -410,9 +410,12 @@ def test_saves_racing_for_one_path_each_leave_a_whole_file(tmp_path, unit_data):
 
 
 def test_save_writes_through_a_link_and_keeps_a_replaced_files_permissions(tmp_path,
-                                                                          unit_data):
+                                                                          unit_data,
+                                                                          monkeypatch):
     import os
     import stat
+
+    from skae import _persistence
 
     ae = _small_fitted(unit_data)
     (tmp_path / "link.skae").symlink_to(tmp_path / "target.skae")
@@ -421,7 +424,16 @@ def test_save_writes_through_a_link_and_keeps_a_replaced_files_permissions(tmp_p
     np.testing.assert_array_equal(skae.load(tmp_path / "target.skae").transform(unit_data),
                                   ae.transform(unit_data))
     os.chmod(tmp_path / "target.skae", 0o600)
+    new_temporary, modes = _persistence._new_temporary, []
+
+    def recording(folder, mode):  # a private file is never readable by others, even briefly
+        partial, handle = new_temporary(folder, mode)
+        modes.append(stat.S_IMODE(os.stat(partial).st_mode))
+        return partial, handle
+
+    monkeypatch.setattr(_persistence, "_new_temporary", recording)
     skae.save(ae, tmp_path / "link.skae")
+    assert modes == [0o600]
     assert stat.S_IMODE(os.stat(tmp_path / "target.skae").st_mode) == 0o600
 
 

@@ -383,6 +383,25 @@ def test_float64_data_beyond_the_float32_range_is_refused(tabular_data):
     np.testing.assert_array_equal(ae.transform(tabular_data), before)
 
 
+def test_values_too_large_to_average_are_called_too_large_not_nan():
+    X = np.full((4, 3), 1e308)  # finite, but their column sums overflow float64
+    X[0] = 0
+    with np.errstate(over="ignore"), pytest.raises(ValueError, match="beyond the float32 range"):
+        Autoencoder(2, max_iter=1).fit(X)
+
+
+def test_early_stopping_scores_data_of_a_huge_spread_without_overflow(tabular_data):
+    # scores are in the data's units, (1e20)**2 times the loss: beyond float32, not a
+    # divergence; the scaling is applied as a float
+    X = tabular_data * 1e20
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ae = Autoencoder(2, max_iter=3, early_stopping=True, random_state=0).fit(X)
+    assert ae.n_iter_ == 3 and np.isfinite(ae.validation_scores_).all()
+    assert ae.best_validation_score_ < -1e38
+
+
 def test_float64_data_far_from_zero_against_its_spread_warns(tabular_data):
     offset = np.zeros(10)
     offset[3] = 1e8
