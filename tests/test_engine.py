@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skae import Autoencoder, DenoisingAutoencoder
 from skae._base import _validation_split
-from skae._training import Trainer
+from skae._training import Trainer, _total_dtype
 
 # a learning rate so small that Adam's steps (about lr per weight) leave float32 weights as
 # they are: every epoch sees the same network, so its loss is the initial model's loss
@@ -126,3 +126,23 @@ def test_the_epoch_loss_is_summed_in_float64(monkeypatch):
         float32_sum += value
     assert abs(float32_sum / len(losses) - expected) > 1e-5  # the premise: float32 drifts
     assert ae.loss_curve_[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_epoch_totals_are_float64_where_the_device_has_it():
+    # torch.device needs no such hardware: the choice is by device type
+    assert _total_dtype(torch.device("cpu")) == torch.float64
+    assert _total_dtype(torch.device("cuda")) == torch.float64
+    assert _total_dtype(torch.device("mps")) == torch.float32  # MPS has no float64
+
+
+@pytest.mark.parametrize("key, make", [
+    ("step", lambda param: torch.zeros(3)),                    # a step count is a scalar
+    ("exp_avg", lambda param: torch.zeros(param.shape[::-1])),  # the same size, transposed
+])
+def test_optimizer_state_of_another_shape_is_refused(unit_data, key, make):
+    ae = Autoencoder(3, hidden_layer_sizes=(5,), max_iter=1, random_state=0).fit(unit_data)
+    param = next(ae.encoder_.parameters())
+    assert param.dim() == 2 and param.shape[0] != param.shape[1]
+    ae._optimizer_state[1]["state"][0][key] = make(param)
+    with pytest.raises(ValueError, match="does not fit the network"):
+        ae.partial_fit(unit_data)

@@ -327,3 +327,24 @@ def test_sparse_duplicates_and_explicit_zeros_average_as_their_dense_matrix(unit
     for matrix in (coo.tocsr(copy=False), sp.csc_matrix((values, (rows, cols)), shape=(40, 12))):
         matrix.has_canonical_format = False
         assert reconstruction_r2(svd, matrix) == pytest.approx(expected, rel=1e-12)
+
+
+def test_float32_duplicates_are_summed_once_for_every_pass():
+    # float32 duplicates 1e8 + 1 - 1e8 add up to 0 in float32 (toarray, sum_duplicates) but
+    # to 1 in float64: the mean must read the same values as the squared sums
+    data = np.array([1e8, 1, -1e8, 1, 2, 3], np.float32)
+    X = sp.csr_matrix((data, [0, 0, 0, 0, 0, 0], [0, 3, 4, 5, 6]), shape=(4, 1))
+    X.has_canonical_format = False
+    zeros = Reconstructs(np.zeros((4, 1))).fit(X)
+    assert reconstruction_r2(zeros, X) == reconstruction_r2(zeros, X.toarray())
+
+
+@pytest.mark.parametrize("make", [sp.csr_matrix, sp.csc_matrix])
+def test_huge_sparse_data_give_the_r2_of_their_dense_matrix(unit_data, make):
+    # the mean of a sparse matrix is summed with the same power-of-two factor as the squares
+    data = np.where(unit_data > 0.5, unit_data, 0).astype(np.float64)
+    pca = PCA(2).fit(data)
+    X = data * 1e200
+    scaled = Reconstructs(pca.inverse_transform(pca.transform(data)) * 1e200).fit(X)
+    assert reconstruction_r2(scaled, make(X)) == pytest.approx(reconstruction_r2(scaled, X),
+                                                               rel=1e-12)

@@ -2,7 +2,9 @@
 
 import builtins
 import json
+import os
 import pickle
+import stat
 import struct
 
 import joblib
@@ -412,9 +414,6 @@ def test_saves_racing_for_one_path_each_leave_a_whole_file(tmp_path, unit_data):
 def test_save_writes_through_a_link_and_keeps_a_replaced_files_permissions(tmp_path,
                                                                           unit_data,
                                                                           monkeypatch):
-    import os
-    import stat
-
     from skae import _persistence
 
     ae = _small_fitted(unit_data)
@@ -438,8 +437,6 @@ def test_save_writes_through_a_link_and_keeps_a_replaced_files_permissions(tmp_p
 
 
 def test_save_refuses_a_path_that_is_not_a_regular_file(tmp_path):
-    import os
-
     os.mkfifo(tmp_path / "pipe")
     with pytest.raises(ValueError, match="regular file.*'.*pipe' is not one"):
         skae.save(Autoencoder(), tmp_path / "pipe")
@@ -454,8 +451,6 @@ def test_save_takes_the_longest_file_name_the_system_allows(tmp_path, unit_data)
 
 
 def test_empty_and_bytes_paths(tmp_path, unit_data):
-    import os
-
     for function in (lambda p: skae.save(Autoencoder(), p), skae.load):
         with pytest.raises(ValueError, match="needs a file name, got an empty path"):
             function("")
@@ -789,3 +784,135 @@ def test_architecture_without_code_scale_reads_as_factor_one():
     assert Architecture.from_dict(plain.to_dict()).code_scale == 1.0
     scaled = Architecture(n_features=4, code_width=2, code_size=2, code_scale=20.0)
     assert Architecture.from_dict(scaled.to_dict()) == scaled
+
+
+def test_a_replaced_file_keeps_bits_that_the_umask_would_take_off(tmp_path, unit_data):
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    path = tmp_path / "m.skae"
+    skae.save(ae, path)
+    os.chmod(path, 0o644)
+    old = os.umask(0o077)
+    try:
+        skae.save(ae, path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+
+
+def test_the_temporary_file_is_closed_before_it_replaces_the_file(tmp_path, unit_data,
+                                                                   monkeypatch):
+    from skae import _persistence
+
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    new_temporary, handles = _persistence._new_temporary, []
+
+    def recording(folder, mode):
+        partial, handle = new_temporary(folder, mode)
+        handles.append(handle)
+        return partial, handle
+
+    monkeypatch.setattr(_persistence, "_new_temporary", recording)
+    skae.save(ae, tmp_path / "m.skae")
+    assert len(handles) == 1 and handles[0].closed
+
+
+def test_a_temporary_name_in_use_is_never_taken_over(tmp_path, unit_data, monkeypatch):
+    from skae import _persistence
+
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    names = iter(["0" * 16, "0" * 16, "1" * 16])
+    monkeypatch.setattr(_persistence.secrets, "token_hex", lambda n: next(names))
+    other = tmp_path / f".skae-{'0' * 16}.part"  # another save's temporary file
+    other.write_bytes(b"another writer's data")
+    skae.save(ae, tmp_path / "m.skae")
+    assert other.read_bytes() == b"another writer's data"
+    np.testing.assert_array_equal(skae.load(tmp_path / "m.skae").transform(unit_data),
+                                  ae.transform(unit_data))
+
+
+def test_errors_about_the_temporary_file_name_the_users_path(tmp_path, unit_data,
+                                                              monkeypatch):
+    from skae import _persistence
+
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    real_open = os.open
+
+    def refusing_open(path, *args, **kwargs):
+        if os.path.basename(path).startswith(".skae-"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(_persistence.os, "open", refusing_open)
+    with pytest.raises(PermissionError) as caught:
+        skae.save(ae, tmp_path / "m.skae")
+    assert caught.value.filename == str(tmp_path)  # the folder, not the temporary name
+    monkeypatch.undo()
+
+    def refusing_replace(src, dst):
+        raise PermissionError(13, "Permission denied", str(src), None, str(dst))
+
+    monkeypatch.setattr(_persistence.os, "replace", refusing_replace)
+    with pytest.raises(PermissionError) as caught:
+        skae.save(ae, tmp_path / "m.skae")
+    assert caught.value.filename == str(tmp_path / "m.skae")
+
+
+@pytest.mark.parametrize("key, function", [
+    pytest.param("state", _add_state("__custom__"), id="dunder"),  # a dunder the class lacks
+    pytest.param("state", _set_state("n_components_", 2), id="n_components"),  # not the code size
+    pytest.param("state", _set_state("_x_scale", 0.0), id="zero_scale"),
+    pytest.param("state", _set_state("image_shape_", {"__tuple__": [3, 5]}), id="image_shape"),
+    pytest.param("state", _set_state("_code_stats", {"__tuple__": [1.0, 2.0]}), id="code_stats"),
+    pytest.param("state", _set_state("_seed", True), id="bool_seed"),  # a bool is no int
+    pytest.param("state", lambda state: {"__dict__": [
+        [k, v] for k, v in state["__dict__"] if k not in ("decoder_", "_optimizer_state")]},
+                 id="no_decoder"),
+    pytest.param("state", lambda state: {"__dict__": [
+        [k, {"__tuple__": v["__tuple__"] + [1]} if k == "_code_stats" else v]
+        for k, v in state["__dict__"]]}, id="code_stats_long"),
+])
+def test_more_crafted_but_checksummed_metadata_is_refused(saved, tmp_path, key, function):
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "bad.skae", _mutate_json(key, function))
+    with pytest.raises(ValueError, match="corrupted"):
+        skae.load(bad)
+
+
+def test_a_training_state_of_inconsistent_length_is_refused(saved, tmp_path):
+    def shorter_curve(state):
+        items = dict(state["__dict__"])
+        fields = dict(items["_state"]["__training_state__"]["__dict__"])
+        fields["loss_curve"] = fields["loss_curve"][:1]  # n_iter_ is 2
+        items["_state"]["__training_state__"]["__dict__"] = [[k, v] for k, v in fields.items()]
+        return {"__dict__": [[k, v] for k, v in items.items()]}
+
+    _, path = saved
+    bad = _rewrite(path, tmp_path / "bad.skae", _mutate_json("state", shorter_curve))
+    with pytest.raises(ValueError, match="corrupted"):
+        skae.load(bad)
+
+
+def test_a_non_finite_mean_is_refused(saved, tmp_path):
+    _, path = saved
+    _, metadata, arrays = _split(path.read_bytes())
+    state = dict(json.loads(metadata["state"])["__dict__"])
+    key = state["_x_mean"]["__array__"]
+    arrays[key] = np.full_like(arrays[key], np.nan)
+    metadata["sha256"] = _digest(arrays, metadata)
+    bad = tmp_path / "bad.skae"
+    bad.write_bytes(save_tensors(arrays, metadata=metadata))
+    with pytest.raises(ValueError, match="corrupted.*_x_mean"):
+        skae.load(bad)
+
+
+def test_a_file_relabelled_as_another_class_is_refused(tmp_path, unit_data):
+    # a VAE's encoder is twice the code wide: as an Autoencoder it would give 6-wide codes
+    vae = skae.VariationalAutoencoder(3, hidden_layer_sizes=(5,), max_iter=1,
+                                      random_state=0).fit(unit_data)
+    skae.save(vae, tmp_path / "vae.skae")
+    bad = _rewrite(tmp_path / "vae.skae", tmp_path / "bad.skae",
+                   lambda metadata: metadata.update({"class": "Autoencoder"}))
+    bad = _rewrite(bad, bad, _mutate_json("params", lambda params: {
+        "__dict__": [[k, v] for k, v in params["__dict__"] if k != "beta"]}))
+    with pytest.raises(ValueError, match="corrupted"):
+        skae.load(bad)
