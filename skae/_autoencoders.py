@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _losses
-from ._base import BaseAutoencoder, _check_n_samples
+from ._base import BaseAutoencoder, _check_n_samples, _spans_unit_interval
 from ._docs import compose
 from ._training import draw
 
@@ -336,7 +336,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
             low = np.minimum(low, self._feature_range[0])
             high = np.maximum(high, self._feature_range[1])
         self._feature_range = (low, high)
-        self._clip = bool(low.min() >= 0 and high.max() <= 1)
+        self._clip = _spans_unit_interval(float(low.min()), float(high.max()))
 
     def _corrupt(self, x, generator):
         if self.noise == "gaussian":

@@ -63,6 +63,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # the largest |mean| / scale at which standardising fuses ``x / s - m / s`` into one op: its
 # rounding, up to float32's eps times this ratio in units of the spread, stays about 1e-5
 _FUSED_OFFSET = 100.0
+# MinMaxScaler's maximum can round to 1 + 2.2e-16 (float64) or 1 + 1.2e-7 (float32): data
+# that far outside [0, 1] (relative to their range) still count as in it, for
+# loss="auto" and for BCE's check
+_UNIT_SLACK = 1e-6
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
 _ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
@@ -162,8 +166,19 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         if reason == "max_iter":  # last: a filter may make the warning an error
             warn_at_caller(
                 f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.", ConvergenceWarning)
+                f"optimization hasn't converged yet ({self._steps_taken(X.shape[0])}).",
+                ConvergenceWarning)
         return self
+
+    def _steps_taken(self, n_samples):
+        """How many gradient steps ``max_iter`` epochs took, for the ConvergenceWarning:
+        on a few hundred rows, the default 50 epochs of 256-row batches are a few dozen."""
+        if self.early_stopping:
+            n_samples -= _validation_size(n_samples, self.validation_fraction)
+        per_epoch = math.ceil(n_samples / self.batch_size)
+        return (f"{self.max_iter * per_epoch} gradient steps, {per_epoch} per epoch of "
+                f"batch_size={self.batch_size}; small data may need a larger max_iter or a "
+                "smaller batch_size")
 
     @_fit_context(prefer_skip_nested_validation=True)
     @_with_autograd
@@ -915,11 +930,16 @@ def _check_n_samples(n_samples):
 
 
 def _in_unit_interval(X):
-    """Whether every value of validated ``X`` lies in [0, 1] (False with a NaN)."""
-    if X.shape[0] == 0:
-        return True
-    low, high = _extremes(X)
-    return bool(low >= 0 and high <= 1)
+    """Whether every value of validated ``X`` lies in [0, 1] up to :data:`_UNIT_SLACK`
+    times its range (at most 1): a scaling's rounding is relative to the range, and data of
+    a tiny spread about zero are not in [0, 1]. False with a NaN."""
+    return X.shape[0] == 0 or _spans_unit_interval(*_extremes(X))
+
+
+def _spans_unit_interval(low, high):
+    """Whether ``[low, high]`` lies in [0, 1], up to :data:`_UNIT_SLACK` times its width."""
+    slack = _UNIT_SLACK * min(high - low, 1.0)
+    return bool(low >= -slack and high <= 1 + slack)
 
 
 def _extremes(X):

@@ -50,6 +50,24 @@ def test_auto_loss_picks_squared_error_for_unscaled_data(tabular_data, unit_data
     assert Autoencoder(3, loss="mse", max_iter=1, random_state=0).fit(unit_data).loss_ == "mse"
 
 
+def test_data_rounded_just_past_the_unit_interval_count_as_in_it(unit_data):
+    # MinMaxScaler's maximum can be 1 + 2.2e-16: "auto" must not flip to mse fold by fold
+    from sklearn.preprocessing import MinMaxScaler
+
+    scaled = MinMaxScaler().fit_transform(np.exp(unit_data.astype(np.float64) * 3.7))
+    above64, above32 = np.nextafter(1.0, 2.0), np.nextafter(np.float32(1), np.float32(2))
+    for X, above in ((scaled.copy(), above64), (scaled.astype(np.float32), above32)):
+        X[0, 0] = above  # 1 + 2.2e-16 and 1 + 1.2e-7, as MinMaxScaler can round
+        assert X.max() > 1  # the premise
+        ae = Autoencoder(3, max_iter=1, random_state=0).fit(X)
+        assert ae.loss_ == "bce" and np.isfinite(ae.score(X))
+        Autoencoder(3, loss="bce", max_iter=1).fit(X)  # and bce takes them
+    for outside in (scaled + 1e-3, scaled - 1e-3, (scaled - 0.5) * 1e-9):  # tiny, about 0
+        assert Autoencoder(3, max_iter=1, random_state=0).fit(outside).loss_ == "mse"
+        with pytest.raises(ValueError, match="needs data in \\[0, 1\\]"):
+            Autoencoder(3, loss="bce", max_iter=1).fit(outside)
+
+
 def test_unscaled_tabular_data_train_as_well_as_pca(tabular_data):
     """Rank-3 data centred at 50: internal scaling lets a linear code explain it nearly all."""
     from sklearn.decomposition import PCA
@@ -198,6 +216,11 @@ def test_warm_start_continues_with_the_optimizer_state(unit_data):
 def test_convergence_warning_at_max_iter_and_not_when_converged(unit_data):
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    # it counts the steps, which small data need more of: 180 training rows of 200
+    with pytest.warns(ConvergenceWarning, match=r"\(6 gradient steps, 3 per epoch of "
+                                                r"batch_size=64; small data may need"):
+        Autoencoder(3, max_iter=2, batch_size=64, early_stopping=True, n_iter_no_change=5,
+                    random_state=0).fit(unit_data)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         ae = Autoencoder(3, max_iter=50, tol=1e9, n_iter_no_change=2, random_state=0).fit(unit_data)
@@ -669,3 +692,38 @@ def test_training_is_float32_whatever_torchs_default_dtype(unit_data, make):
 def _weights(model):
     return [p.detach().numpy() for net in (model.encoder_, model.decoder_)
             for p in net.parameters()]
+
+
+def test_full_precision_turns_off_the_callers_autocast_on_every_device_type():
+    from skae._base import _full_precision
+
+    # set the flags directly: no GPU is needed to see that CUDA's autocast is turned off
+    before = torch.is_autocast_enabled("cuda"), torch.is_autocast_enabled("cpu")
+    torch.set_autocast_enabled("cuda", True)
+    torch.set_autocast_enabled("cpu", True)
+    try:
+        with _full_precision():
+            assert not torch.is_autocast_enabled("cuda")
+            assert not torch.is_autocast_enabled("cpu")
+        assert torch.is_autocast_enabled("cuda") and torch.is_autocast_enabled("cpu")
+    finally:
+        torch.set_autocast_enabled("cuda", before[0])
+        torch.set_autocast_enabled("cpu", before[1])
+
+
+@pytest.mark.parametrize("value", [-np.inf, np.inf, np.nan])
+def test_an_infinite_validation_score_is_a_divergence_too(unit_data, monkeypatch, value):
+    # a finite but huge error overflows to a score of -inf, not NaN
+    monkeypatch.setattr(Autoencoder, "_validation_score", lambda self, source, idx: value)
+    ae = Autoencoder(3, max_iter=3, early_stopping=True, random_state=0)
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 1.*validation score"):
+        ae.fit(unit_data)
+    assert ae.n_iter_ == 0 and not ae.validation_scores_
+
+
+def test_the_deferred_parameter_check_leaves_no_flag_behind(unit_data):
+    # what _validate_params leaves in a data-parallel group; _prepare_training consumes it
+    ae = Autoencoder(3, max_iter=1, random_state=0)
+    ae._params_unchecked = True
+    ae.fit(unit_data)
+    assert "_params_unchecked" not in vars(ae)
