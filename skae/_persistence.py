@@ -26,7 +26,7 @@ from safetensors.numpy import save as _save_tensors
 
 from . import _autoencoders
 from ._nn import Architecture
-from ._training import SOLVERS, TrainingState, make_optimizer
+from ._training import SOLVERS, TrainingState, check_state_fits
 
 FORMAT = "skae"
 FORMAT_VERSION = 1
@@ -290,9 +290,8 @@ def _check_optimizer_state(estimator, saved):
         return
     _expect(isinstance(saved, tuple) and len(saved) == 2 and saved[0] in SOLVERS,
             "_optimizer_state", saved)
-    solver, state = saved
     parameters = [*estimator.encoder_.parameters(), *estimator.decoder_.parameters()]
-    make_optimizer(solver, parameters, 1e-3, state)  # raises where they do not fit
+    check_state_fits(saved[1], parameters)
 
 
 def _expect(condition, name, value):

@@ -10,6 +10,7 @@ Training is a few small steps -- :meth:`Trainer.batch_step`, :meth:`Trainer.run_
 import contextlib
 import contextvars
 import copy
+import functools
 import hashlib
 import math
 import sys
@@ -42,14 +43,14 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
     else:
         optimizer = SOLVERS[solver](parameters, lr=learning_rate)
     if state is not None:
+        check_state_fits(state, parameters)
         optimizer.load_state_dict(state)
-        _check_state_shapes(optimizer)
         _match_layouts(optimizer)
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
         if solver in ("adam", "adamw"):  # whatever the loaded state was trained with
-            group["fused"], group["foreach"] = (True if _FUSED_ADAM else None), None
-    if solver in ("adam", "adamw") and _FUSED_ADAM:
+            group["fused"], group["foreach"] = (True if _fused_adam() else None), None
+    if solver in ("adam", "adamw") and _fused_adam():
         # the fused kernel keeps its step counts on the parameter's device, in float32
         for param, param_state in optimizer.state.items():
             if "step" in param_state:
@@ -62,19 +63,23 @@ def _total_dtype(device):
     return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
 
 
-def _check_state_shapes(optimizer):
-    """Refuse loaded per-parameter state of another shape than its parameter (torch checks
-    only the number of parameters; a fused kernel would read and write out of bounds)."""
-    params = [param for group in optimizer.param_groups for param in group["params"]]
-    for index, param in enumerate(params):
-        for key, value in optimizer.state.get(param, {}).items():
+def check_state_fits(state, parameters):
+    """Refuse an optimizer's ``state_dict`` whose per-parameter tensors have other shapes
+    than ``parameters`` (torch checks only their number; a fused kernel would read and
+    write out of bounds). Made without an optimizer, so loading a model needs none."""
+    ids = [i for group in state["param_groups"] for i in group["params"]]
+    if len(ids) != len(parameters):
+        raise ValueError(f"the optimizer state is of {len(ids)} parameters, the network has "
+                         f"{len(parameters)}.")
+    for position, (i, param) in enumerate(zip(ids, parameters)):
+        for key, value in state["state"].get(i, {}).items():
             if not isinstance(value, torch.Tensor):
                 continue
             fits = value.numel() == 1 if key == "step" else value.shape == param.shape
             if not fits:
                 raise ValueError(
                     f"the optimizer state does not fit the network: its {key!r} of "
-                    f"parameter {index} has shape {tuple(value.shape)}, the parameter "
+                    f"parameter {position} has shape {tuple(value.shape)}, the parameter "
                     f"{tuple(param.shape)}.")
 
 
@@ -90,15 +95,16 @@ def _match_layouts(optimizer):
                 param_state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
-def _fused_adam_available():
-    try:  # CPU kernels since torch 2.4
+@functools.cache
+def _fused_adam():
+    """Whether this torch has a fused Adam for the CPU (since 2.4). Asked at the first
+    optimizer, not at import: making any torch optimizer imports ``torch._dynamo``, about
+    a second that ``import skae`` need not pay (loading a model to transform never does)."""
+    try:
         torch.optim.Adam([torch.zeros(1, requires_grad=True)], fused=True)
     except (RuntimeError, TypeError, ValueError):
         return False
     return True
-
-
-_FUSED_ADAM = _fused_adam_available()
 
 # Replay full training batches on a GPU from a CUDA graph where safe (see GraphedStep).
 CUDA_GRAPHS = True

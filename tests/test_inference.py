@@ -85,3 +85,22 @@ def test_inference_batches_count_an_overcomplete_code(unit_data, monkeypatch):
     assert ae._inference_batch_size() == 20
     assert vae._inference_batch_size() == 10
 
+
+
+def test_importing_skae_and_transforming_a_loaded_model_make_no_optimizer(tmp_path):
+    # any torch optimizer imports torch._dynamo (about a second): import skae, and a process
+    # that only loads a model and transforms (a server, a joblib worker), need not pay it
+    import subprocess
+    import sys
+
+    X = np.random.RandomState(0).rand(50, 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        skae.save(Autoencoder(2, max_iter=1, random_state=0).fit(X), tmp_path / "m.skae")
+    code = ("import sys, numpy as np, skae\n"
+            "imported = 'torch._dynamo' in sys.modules\n"
+            f"skae.load({str(tmp_path / 'm.skae')!r}).transform(np.random.rand(5, 6))\n"
+            "print(imported, 'torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert out.split() == ["False", "False"]

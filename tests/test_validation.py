@@ -790,7 +790,7 @@ def test_adam_state_saved_with_the_fused_kernel_loads_where_it_is_missing(unit_d
     ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
     state = ae._optimizer_state[1]
     state["param_groups"][0]["fused"] = True
-    monkeypatch.setattr(_training, "_FUSED_ADAM", False)
+    monkeypatch.setattr(_training, "_fused_adam", lambda: False)
     params = [p for net in (ae.encoder_, ae.decoder_) for p in net.parameters()]
     optimizer = _training.make_optimizer("adam", params, 1e-3, state)
     assert not optimizer.param_groups[0]["fused"]
