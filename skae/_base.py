@@ -63,10 +63,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # the largest |mean| / scale at which standardising fuses ``x / s - m / s`` into one op: its
 # rounding, up to float32's eps times this ratio in units of the spread, stays about 1e-5
 _FUSED_OFFSET = 100.0
-# MinMaxScaler's maximum can round to 1 + 2.2e-16 (float64) or 1 + 1.2e-7 (float32): data
-# that far outside [0, 1] (relative to their range) still count as in it, for
-# loss="auto" and for BCE's check
-_UNIT_SLACK = 1e-6
+# MinMaxScaler's maximum can round to 1 + 2.2e-16 (float64), or for float32 data far from
+# zero against their range to 1 + 4e-6: data that far outside [0, 1] (relative to their
+# magnitude) still count as in it, for loss="auto", BCE's check and the denoiser's clipping
+_UNIT_SLACK = 1e-5
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
 _ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
@@ -930,15 +930,16 @@ def _check_n_samples(n_samples):
 
 
 def _in_unit_interval(X):
-    """Whether every value of validated ``X`` lies in [0, 1] up to :data:`_UNIT_SLACK`
-    times its range (at most 1): a scaling's rounding is relative to the range, and data of
-    a tiny spread about zero are not in [0, 1]. False with a NaN."""
+    """Whether every value of validated ``X`` lies in [0, 1], up to rounding (see
+    :func:`_spans_unit_interval`). False with a NaN."""
     return X.shape[0] == 0 or _spans_unit_interval(*_extremes(X))
 
 
 def _spans_unit_interval(low, high):
-    """Whether ``[low, high]`` lies in [0, 1], up to :data:`_UNIT_SLACK` times its width."""
-    slack = _UNIT_SLACK * min(high - low, 1.0)
+    """Whether ``[low, high]`` lies in [0, 1], up to :data:`_UNIT_SLACK` times the largest
+    magnitude (at most 1): so one row is judged as in a batch, and data of a tiny spread
+    about zero are not in [0, 1]."""
+    slack = _UNIT_SLACK * min(max(abs(low), abs(high)), 1.0)
     return bool(low >= -slack and high <= 1 + slack)
 
 

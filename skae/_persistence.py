@@ -291,7 +291,7 @@ def _check_optimizer_state(estimator, saved):
     _expect(isinstance(saved, tuple) and len(saved) == 2 and saved[0] in SOLVERS,
             "_optimizer_state", saved)
     parameters = [*estimator.encoder_.parameters(), *estimator.decoder_.parameters()]
-    check_state_fits(saved[1], parameters)
+    check_state_fits(saved[1], parameters, saved[0])
 
 
 def _expect(condition, name, value):

@@ -43,7 +43,7 @@ def make_optimizer(solver, parameters, learning_rate, state=None):
     else:
         optimizer = SOLVERS[solver](parameters, lr=learning_rate)
     if state is not None:
-        check_state_fits(state, parameters)
+        check_state_fits(state, parameters, solver)
         optimizer.load_state_dict(state)
         _match_layouts(optimizer)
     for group in optimizer.param_groups:
@@ -63,16 +63,25 @@ def _total_dtype(device):
     return torch.float64 if device.type in ("cpu", "cuda") else torch.float32
 
 
-def check_state_fits(state, parameters):
-    """Refuse an optimizer's ``state_dict`` whose per-parameter tensors have other shapes
-    than ``parameters`` (torch checks only their number; a fused kernel would read and
-    write out of bounds). Made without an optimizer, so loading a model needs none."""
-    ids = [i for group in state["param_groups"] for i in group["params"]]
-    if len(ids) != len(parameters):
-        raise ValueError(f"the optimizer state is of {len(ids)} parameters, the network has "
-                         f"{len(parameters)}.")
+def check_state_fits(state, parameters, solver):
+    """Refuse an optimizer's ``state_dict`` that does not fit ``parameters``: one group of
+    them (as skae makes), entries for those parameters only, a step count in each (but
+    sgd's), and tensors of each parameter's shape (torch checks only their number; a fused
+    kernel would read and write out of bounds). Made without an optimizer, so loading a
+    model needs none."""
+    groups = state["param_groups"]
+    ids = [i for group in groups for i in group["params"]]
+    if len(groups) != 1 or len(ids) != len(parameters):
+        raise ValueError(f"the optimizer state is of {len(ids)} parameters in {len(groups)} "
+                         f"groups, the network has {len(parameters)} in one.")
+    if not set(state["state"]) <= set(ids):
+        raise ValueError("the optimizer state has entries for parameters it does not list.")
     for position, (i, param) in enumerate(zip(ids, parameters)):
-        for key, value in state["state"].get(i, {}).items():
+        entry = state["state"].get(i, {})
+        if not isinstance(entry, dict) or (entry and solver != "sgd" and "step" not in entry):
+            raise ValueError(f"the optimizer state of parameter {position} is not a "
+                             f"{solver} state: {entry!r:.100}")
+        for key, value in entry.items():
             if not isinstance(value, torch.Tensor):
                 continue
             fits = value.numel() == 1 if key == "step" else value.shape == param.shape

@@ -9,7 +9,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from skae import Autoencoder
+from skae import Autoencoder, DenoisingAutoencoder
 from skae._arrays import INFERENCE_BATCH
 
 
@@ -56,13 +56,22 @@ def test_data_rounded_just_past_the_unit_interval_count_as_in_it(unit_data):
 
     scaled = MinMaxScaler().fit_transform(np.exp(unit_data.astype(np.float64) * 3.7))
     above64, above32 = np.nextafter(1.0, 2.0), np.nextafter(np.float32(1), np.float32(2))
-    for X, above in ((scaled.copy(), above64), (scaled.astype(np.float32), above32)):
-        X[0, 0] = above  # 1 + 2.2e-16 and 1 + 1.2e-7, as MinMaxScaler can round
+    # 1 + 2.2e-16, 1 + 1.2e-7 and, for float32 data far from zero against their range,
+    # 1 + 4e-6, as MinMaxScaler can round
+    for X, above in ((scaled.copy(), above64), (scaled.astype(np.float32), above32),
+                     (scaled.astype(np.float32), np.float32(1 + 4e-6))):
+        X[0, 0] = above
         assert X.max() > 1  # the premise
         ae = Autoencoder(3, max_iter=1, random_state=0).fit(X)
         assert ae.loss_ == "bce" and np.isfinite(ae.score(X))
+        assert np.isfinite(ae.score_samples(X[:1]))  # one row alone, as in the batch
         Autoencoder(3, loss="bce", max_iter=1).fit(X)  # and bce takes them
-    for outside in (scaled + 1e-3, scaled - 1e-3, (scaled - 0.5) * 1e-9):  # tiny, about 0
+        dae = DenoisingAutoencoder(3, noise_level=0.5, max_iter=1, random_state=0).fit(X)
+        noisy = dae._corrupt(torch.from_numpy(X.astype(np.float32)), torch.Generator())
+        assert 0 <= noisy.min() and noisy.max() <= 1  # clipped as images in [0, 1]
+    beyond = scaled.copy()
+    beyond[0, 0] = 1 + 2e-5
+    for outside in (beyond, scaled + 1e-3, scaled - 1e-3, (scaled - 0.5) * 1e-9):  # tiny
         assert Autoencoder(3, max_iter=1, random_state=0).fit(outside).loss_ == "mse"
         with pytest.raises(ValueError, match="needs data in \\[0, 1\\]"):
             Autoencoder(3, loss="bce", max_iter=1).fit(outside)

@@ -916,3 +916,33 @@ def test_a_file_relabelled_as_another_class_is_refused(tmp_path, unit_data):
         "__dict__": [[k, v] for k, v in params["__dict__"] if k != "beta"]}))
     with pytest.raises(ValueError, match="corrupted"):
         skae.load(bad)
+
+
+def test_optimizer_state_is_mapped_by_position_and_must_be_skaes_layout(unit_data):
+    from skae._training import check_state_fits, make_optimizer
+
+    ae = _small_fitted(unit_data)
+    params = [*ae.encoder_.parameters(), *ae.decoder_.parameters()]
+    solver, state = ae._optimizer_state
+    group = state["param_groups"][0]
+    # torch maps ids to parameters by position: ids other than 0..n-1 load the same
+    shifted = {"state": {i + 10: v for i, v in state["state"].items()},
+               "param_groups": [dict(group, params=[i + 10 for i in group["params"]])]}
+    loaded = make_optimizer(solver, params, 1e-3, shifted)
+    reference = make_optimizer(solver, params, 1e-3, state)
+    for param in params:
+        torch.testing.assert_close(loaded.state[param]["exp_avg"],
+                                   reference.state[param]["exp_avg"], rtol=0, atol=0)
+    half = len(group["params"]) // 2
+    first = group["params"][0]
+    bad = {
+        "two groups": dict(state, param_groups=[dict(group, params=group["params"][:half]),
+                                                dict(group, params=group["params"][half:])]),
+        "an entry for no parameter": dict(state, state={**state["state"], 999: {}}),
+        "no step count": dict(state, state={**state["state"], first: {
+            k: v for k, v in state["state"][first].items() if k != "step"}}),
+        "keys as strings": dict(state, state={str(k): v for k, v in state["state"].items()}),
+    }
+    for what, crafted in bad.items():
+        with pytest.raises(ValueError, match="optimizer state"):
+            check_state_fits(crafted, params, solver)

@@ -148,7 +148,7 @@ def test_warm_start_refit_with_another_width_is_refused(unit_data):
 
 # ---------------------------------------------------------------------------------- bce domain
 
-OUTSIDE_UNIT = [lambda X: X * 3, lambda X: X - 0.5, lambda X: _with(X, 7, 3, 1.0 + 1e-6)]
+OUTSIDE_UNIT = [lambda X: X * 3, lambda X: X - 0.5, lambda X: _with(X, 7, 3, 1.0 + 1e-4)]
 
 
 @pytest.mark.parametrize("shift", OUTSIDE_UNIT)
@@ -184,7 +184,7 @@ ONE_ROW = [lambda X: X[:1][::-1],
 def test_bce_domain_check_sees_every_value_in_any_memory_layout(fitted, unit_data, layout):
     """The check reads C- or F-ordered writable arrays in one torch pass, others by numpy."""
     fitted.score_samples(layout(unit_data))  # in [0, 1]: accepted
-    for value in (1.0 + 1e-5, -1e-5):  # beyond the 1e-6 (of the range) left for rounding
+    for value in (1.0 + 1e-4, -1e-4):  # beyond the 1e-5 left for rounding
         with pytest.raises(ValueError, match=r"loss='bce'.*\[0, 1\]"):
             fitted.partial_fit(layout(_with(unit_data, 0, 10, value)))
 
