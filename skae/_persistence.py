@@ -285,7 +285,8 @@ def _check_code_stats(stats, code_size):
 
 
 def _check_optimizer_state(estimator, saved):
-    """The saved optimizer state loads into an optimizer of the networks (shapes too)."""
+    """The saved optimizer state fits the networks (see ``check_state_fits``), checked
+    without making an optimizer."""
     if saved is None:
         return
     _expect(isinstance(saved, tuple) and len(saved) == 2 and saved[0] in SOLVERS,
