@@ -67,6 +67,9 @@ _FUSED_OFFSET = 100.0
 # zero against their range to 1 + 4e-6: data that far outside [0, 1] (relative to their
 # magnitude) still count as in it, for loss="auto", BCE's check and the denoiser's clipping
 _UNIT_SLACK = 1e-5
+# a BCE model's output bias starts at the logit of each feature's mean, clipped to
+# [_MEAN_CLIP, 1 - _MEAN_CLIP]: about -9.2 for a feature that is always 0
+_MEAN_CLIP = 1e-4
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
 _ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
@@ -534,6 +537,10 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._seed = seed
         generator = torch.Generator().manual_seed(self._seed)
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
+        if self.loss_ == "bce":  # start at the best constant output, as MSE's zero bias does
+            bias = self.decoder_.output_layer.bias
+            with torch.no_grad():
+                bias.copy_(torch.from_numpy(_mean_logits(self._x_mean, bias.numel())))
         self._optimizer_state = None
         self._state = TrainingState()
         self.__dict__.pop("_code_stats", None)  # of the network replaced: gathered anew
@@ -978,6 +985,17 @@ def _scaling_stats(X):
     scale = math.sqrt(max(var, 0.0) / X.shape[1])
     # constant data, up to the rounding of its mean: any scale will do
     return mean, (scale if scale > 1e-12 * np.abs(mean).max() and scale > 0 else 1.0)
+
+
+def _mean_logits(mean, n_outputs):
+    """Logits of the features' means ``mean``, or of each channel's mean for ``n_outputs``
+    channels (rows are the C-order flattening of ``(height, width, channels)``): the
+    output bias whose sigmoid is the constant output of least cross-entropy. Means are
+    clipped to [1e-4, 1 - 1e-4]: a feature that is always 0 or 1 gets a large finite logit.
+    """
+    mean = np.asarray(mean, dtype=np.float64).reshape(-1, n_outputs).mean(axis=0)
+    mean = np.clip(mean, _MEAN_CLIP, 1.0 - _MEAN_CLIP)
+    return (np.log(mean) - np.log1p(-mean)).astype(np.float32)
 
 
 def _sparse_squared_deviations(X, mean):

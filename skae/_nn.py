@@ -297,6 +297,12 @@ class Decoder(nn.Sequential):
             return weights
         return [weights[0] * self.code_scale] + weights[1:]
 
+    @property
+    def output_layer(self):
+        """The last ``nn.Linear`` or ``nn.Conv2d``: its bias is one per feature, or one per
+        channel after a conv stack."""
+        return [m for m in self if isinstance(m, (nn.Linear, nn.Conv2d))][-1]
+
 
 def build_networks(arch, generator, device="cpu"):
     """Build and initialise ``(encoder, decoder)`` for ``arch``.

@@ -9,7 +9,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from skae import Autoencoder, DenoisingAutoencoder
+from skae import Autoencoder, ConvAutoencoder, DenoisingAutoencoder
 from skae._arrays import INFERENCE_BATCH
 
 
@@ -48,6 +48,55 @@ def test_auto_loss_picks_squared_error_for_unscaled_data(tabular_data, unit_data
     assert Autoencoder(3, max_iter=1, random_state=0).fit(tabular_data).loss_ == "mse"
     assert Autoencoder(3, max_iter=1, random_state=0).fit(unit_data).loss_ == "bce"
     assert Autoencoder(3, loss="mse", max_iter=1, random_state=0).fit(unit_data).loss_ == "mse"
+
+
+def _untrained(model, X):
+    """``model`` fitted for one epoch at a learning rate that leaves its weights as built."""
+    return model.set_params(max_iter=1, learning_rate_init=1e-12).fit(X)
+
+
+def _logit(p):
+    return np.log(p) - np.log1p(-p)
+
+
+def test_a_bce_model_starts_at_the_feature_means():
+    # the constant output of least cross-entropy, as MSE's zero bias is for standardised
+    # targets; a feature always 0 or 1 gets a finite logit
+    X = np.random.RandomState(0).rand(200, 6) * [1, 0.5, 0.05, 0.2, 0, 1]
+    X[:, 5] = 1
+    X_before = X.copy()
+    ae = _untrained(Autoencoder(3, random_state=0), X)
+    assert ae.loss_ == "bce"
+    bias = ae.decoder_.output_layer.bias.detach().numpy()
+    expected = _logit(np.clip(X.mean(axis=0), 1e-4, 1 - 1e-4))
+    np.testing.assert_allclose(bias, expected, rtol=1e-6, atol=1e-6)
+    assert np.isfinite(bias).all() and bias[4] < -9 and bias[5] > 9
+    np.testing.assert_array_equal(X, X_before)
+    # the reconstruction starts about the means: a random code moves it only a little
+    start = ae.inverse_transform(ae.transform(X)).mean(axis=0)
+    assert np.abs(start - X.mean(axis=0)).max() < 0.1
+
+
+def test_a_conv_bce_model_starts_at_each_channels_mean():
+    # rows are C-order (height, width, channels): channel c is every third value
+    rng = np.random.RandomState(0)
+    X = (rng.rand(40, 4, 4, 3) * [0.2, 0.6, 1.0]).reshape(40, -1)
+    ae = _untrained(ConvAutoencoder(conv_filters=(2,), image_shape=(4, 4, 3), random_state=0), X)
+    bias = ae.decoder_.output_layer.bias.detach().numpy()
+    np.testing.assert_allclose(bias, _logit(X.reshape(-1, 3).mean(axis=0)), rtol=1e-5)
+
+
+def test_an_mse_model_and_a_warm_start_keep_their_output_bias(unit_data, tabular_data):
+    ae = _untrained(Autoencoder(3, random_state=0), tabular_data)
+    assert ae.loss_ == "mse"  # standardised targets: the zero bias is their mean already
+    assert ae.decoder_.output_layer.bias.detach().abs().max() < 1e-9
+    ae = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
+    trained = ae.decoder_.output_layer.bias.detach().clone()
+    # data of other means train the network on; they do not restart its output bias
+    ae.set_params(warm_start=True, learning_rate_init=1e-12).fit(unit_data * 0.1)
+    ae.partial_fit(unit_data * 0.1)
+    torch.testing.assert_close(ae.decoder_.output_layer.bias.detach(), trained,
+                               rtol=0, atol=1e-9)
 
 
 def test_data_rounded_just_past_the_unit_interval_count_as_in_it(unit_data):
