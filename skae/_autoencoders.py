@@ -814,6 +814,12 @@ class VariationalAutoencoder(BaseAutoencoder):
         if self.n_components is None:
             raise ValueError("VariationalAutoencoder needs an integer n_components.")
 
+    def _start_output_bias(self):
+        """Keep the zero output bias. A decoder that starts at the mean image lets the KL
+        term switch the code off before the decoder learns to use it (posterior collapse):
+        on 8x8 digits, ``VariationalAutoencoder(64)`` then ended at the mean image
+        (``benchmarks/output_bias.py``)."""
+
     def _resolve_code_activation(self):
         if self.code_activation not in (None, "identity"):
             raise ValueError("The VAE's mean and log-variance are linear: code_activation must "

@@ -537,13 +537,18 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._seed = seed
         generator = torch.Generator().manual_seed(self._seed)
         self.encoder_, self.decoder_ = build_networks(self._architecture, generator, self.device_)
-        if self.loss_ == "bce":  # start at the best constant output, as MSE's zero bias does
-            bias = self.decoder_.output_layer.bias
-            with torch.no_grad():
-                bias.copy_(torch.from_numpy(_mean_logits(self._x_mean, bias.numel())))
+        if self.loss_ == "bce":
+            self._start_output_bias()
         self._optimizer_state = None
         self._state = TrainingState()
         self.__dict__.pop("_code_stats", None)  # of the network replaced: gathered anew
+
+    def _start_output_bias(self):
+        """Start a BCE decoder's output bias at the logits of the training data's means:
+        the best constant output, as the zero bias is for MSE's standardised targets."""
+        bias = self.decoder_.output_layer.bias
+        with torch.no_grad():
+            bias.copy_(torch.from_numpy(_mean_logits(self._x_mean, bias.numel())))
 
     def _check_training(self, X, early_stopping):
         """Check, before any weight changes, what training ``X`` with the current
@@ -991,7 +996,8 @@ def _mean_logits(mean, n_outputs):
     """Logits of the features' means ``mean``, or of each channel's mean for ``n_outputs``
     channels (rows are the C-order flattening of ``(height, width, channels)``): the
     output bias whose sigmoid is the constant output of least cross-entropy. Means are
-    clipped to [1e-4, 1 - 1e-4]: a feature that is always 0 or 1 gets a large finite logit.
+    clipped to ``[_MEAN_CLIP, 1 - _MEAN_CLIP]``: a feature that is always 0 or 1 gets a
+    large finite logit.
     """
     mean = np.asarray(mean, dtype=np.float64).reshape(-1, n_outputs).mean(axis=0)
     mean = np.clip(mean, _MEAN_CLIP, 1.0 - _MEAN_CLIP)

@@ -6,10 +6,19 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from scipy import sparse
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from skae import Autoencoder, ConvAutoencoder, DenoisingAutoencoder
+from skae import (
+    Autoencoder,
+    ContractiveAutoencoder,
+    ConvAutoencoder,
+    DenoisingAutoencoder,
+    SparseAutoencoder,
+    VariationalAutoencoder,
+)
 from skae._arrays import INFERENCE_BATCH
 
 
@@ -55,26 +64,50 @@ def _untrained(model, X):
     return model.set_params(max_iter=1, learning_rate_init=1e-12).fit(X)
 
 
+def _output_bias(model):
+    """The decoder's last parameter: its output layer's bias."""
+    return list(model.decoder_.parameters())[-1].detach().numpy()
+
+
 def _logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-def test_a_bce_model_starts_at_the_feature_means():
+def _as(kind, X, tmp_path):
+    if kind == "csr":
+        return sparse.csr_matrix(X)
+    if kind == "memmap":
+        mapped = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=X.dtype,
+                                           shape=X.shape)
+        mapped[:] = X
+        return mapped
+    return X
+
+
+@pytest.mark.parametrize("model", [
+    Autoencoder(3), Autoencoder(3, hidden_layer_sizes=(8,)), DenoisingAutoencoder(3),
+    SparseAutoencoder(3), ContractiveAutoencoder(3), VariationalAutoencoder(3)],
+    ids=lambda model: type(model).__name__ + ("_deep" if model.hidden_layer_sizes else ""))
+@pytest.mark.parametrize("kind", ["dense", "csr", "memmap"])
+def test_a_bce_model_but_the_vae_starts_at_the_feature_means(model, kind, tmp_path):
     # the constant output of least cross-entropy, as MSE's zero bias is for standardised
     # targets; a feature always 0 or 1 gets a finite logit
     X = np.random.RandomState(0).rand(200, 6) * [1, 0.5, 0.05, 0.2, 0, 1]
     X[:, 5] = 1
     X_before = X.copy()
-    ae = _untrained(Autoencoder(3, random_state=0), X)
+    ae = _untrained(clone(model).set_params(random_state=0), _as(kind, X, tmp_path))
     assert ae.loss_ == "bce"
-    bias = ae.decoder_.output_layer.bias.detach().numpy()
+    bias = _output_bias(ae)
+    if isinstance(ae, VariationalAutoencoder):  # its KL term would switch the code off
+        assert np.abs(bias).max() < 1e-9
+        return
     expected = _logit(np.clip(X.mean(axis=0), 1e-4, 1 - 1e-4))
     np.testing.assert_allclose(bias, expected, rtol=1e-6, atol=1e-6)
     assert np.isfinite(bias).all() and bias[4] < -9 and bias[5] > 9
     np.testing.assert_array_equal(X, X_before)
-    # the reconstruction starts about the means: a random code moves it only a little
+    # the reconstruction starts near the means (a random code moves it), not at 0.5
     start = ae.inverse_transform(ae.transform(X)).mean(axis=0)
-    assert np.abs(start - X.mean(axis=0)).max() < 0.1
+    assert np.abs(start - X.mean(axis=0)).mean() < np.abs(0.5 - X.mean(axis=0)).mean() / 2
 
 
 def test_a_conv_bce_model_starts_at_each_channels_mean():
@@ -82,14 +115,17 @@ def test_a_conv_bce_model_starts_at_each_channels_mean():
     rng = np.random.RandomState(0)
     X = (rng.rand(40, 4, 4, 3) * [0.2, 0.6, 1.0]).reshape(40, -1)
     ae = _untrained(ConvAutoencoder(conv_filters=(2,), image_shape=(4, 4, 3), random_state=0), X)
-    bias = ae.decoder_.output_layer.bias.detach().numpy()
-    np.testing.assert_allclose(bias, _logit(X.reshape(-1, 3).mean(axis=0)), rtol=1e-5)
+    np.testing.assert_allclose(_output_bias(ae), _logit(X.reshape(-1, 3).mean(axis=0)),
+                               rtol=1e-5)
+    start = ae.inverse_transform(ae.transform(X)).reshape(-1, 3).mean(axis=0)
+    means = np.array([0.1, 0.3, 0.5])
+    assert np.abs(start - means).mean() < np.abs(0.5 - means).mean() / 2  # 0.2 / 2
 
 
 def test_an_mse_model_and_a_warm_start_keep_their_output_bias(unit_data, tabular_data):
     ae = _untrained(Autoencoder(3, random_state=0), tabular_data)
     assert ae.loss_ == "mse"  # standardised targets: the zero bias is their mean already
-    assert ae.decoder_.output_layer.bias.detach().abs().max() < 1e-9
+    assert np.abs(_output_bias(ae)).max() < 1e-9
     ae = Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
     trained = ae.decoder_.output_layer.bias.detach().clone()
     # data of other means train the network on; they do not restart its output bias

@@ -131,12 +131,13 @@ def _no_network(*args, **kwargs):
 
 
 def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
-    # sparse_code_scale.py and input_standardisation.py subclass skae's private hooks; a
-    # changed hook signature broke the first without a test noticing
+    # sparse_code_scale.py, input_standardisation.py and output_bias.py subclass skae's
+    # private hooks; a changed hook signature broke the first without a test noticing
     import numpy as np
 
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import input_standardisation
+    import output_bias
     import sparse_code_scale
 
     X = np.random.RandomState(0).rand(60, 16)
@@ -144,6 +145,13 @@ def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
     assert unscaled.fit(X).partial_fit(X)._architecture.code_scale == 1.0
     raw = input_standardisation.raw_input(input_standardisation.Autoencoder)(3, max_iter=2)
     assert raw.fit(X)._x_scale == 1.0
+    zero = output_bias.zero_output_bias(output_bias.Autoencoder)(3, learning_rate_init=1e-12,
+                                                                 max_iter=1)
+    assert zero.fit(X / 5).decoder_.output_layer.bias.detach().abs().max() < 1e-9
+    start = output_bias.Autoencoder(3, max_iter=1).fit(X / 5).decoder_.output_layer.bias
+    assert start.max() < -1  # logit of means about 0.1: the variant is what differs
+    vae = output_bias.mean_output_bias(output_bias.VariationalAutoencoder)(2, max_iter=1)
+    assert vae.fit(X / 5).decoder_.output_layer.bias.max() < -1  # which skae's VAE keeps at 0
 
 
 def _stopped(function, capsys):
@@ -165,7 +173,8 @@ def test_compare_pca_refuses_a_foreign_csv_and_leaves_it_untouched(tmp_path, cap
     assert foreign.read_text() == "a,b\n1,2\n"
 
 
-MNIST_SCRIPTS = ["hinton2006", "sparse_code_scale", "input_standardisation", "mnist_claims"]
+MNIST_SCRIPTS = ["hinton2006", "sparse_code_scale", "input_standardisation", "mnist_claims",
+                 "output_bias"]
 
 
 @pytest.mark.parametrize("script", MNIST_SCRIPTS)
@@ -182,6 +191,7 @@ def test_the_mnist_scripts_stop_with_one_line_without_mnist(tmp_path, monkeypatc
     ("hinton2006", "file", r"--out: .*file is not a folder"),
     ("sparse_code_scale", "file", r"--out: .*file is not a folder"),
     ("input_standardisation", "file/below", r"--out: cannot write the results to .*below"),
+    ("output_bias", "file", r"--out: .*file is not a folder"),
     ("mnist_claims", ".", r"--out: .* is a folder, not a file"),
     ("mnist_claims", "file/claims.md", r"--out: .*file is not a folder"),
     ("speed", "file", r"--out: .*file is not a folder"),
