@@ -1,7 +1,8 @@
 """Why the encoder sees standardised data: raw against standardised input on MNIST.
 
 skae standardises the encoder's input (per-feature mean, one global scale) for every loss,
-an exact reparameterisation of the first layer. This script measures what it changes, for
+an exact reparameterisation of the first layer (the BCE output bias starts at the logit of
+the data's means either way). This script measures what it changes, for
 the default ReLU code (20 epochs), for a logistic code (10 epochs), the code of the
 sparse and contractive models, and for the VAE (50 epochs; the chapter's 784-256-2
 network, the default before skae's VAE became 784-512-256-2)::
@@ -29,8 +30,15 @@ def raw_input(cls):
     class RawInput(cls):
         def _initialize(self, X):
             super()._initialize(X)
-            self._x_mean = np.zeros_like(self._x_mean)
+            self._data_mean, self._x_mean = self._x_mean, np.zeros_like(self._x_mean)
             self._x_scale = 1.0
+
+        def _start_output_bias(self):  # at the data's means, as the standardised model's
+            self._x_mean, unscaled = self._data_mean, self._x_mean
+            try:
+                super()._start_output_bias()
+            finally:
+                self._x_mean = unscaled
 
     return RawInput
 

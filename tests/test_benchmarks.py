@@ -144,7 +144,11 @@ def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
     unscaled = sparse_code_scale.UnscaledSparseAutoencoder(8, max_iter=2, random_state=0)
     assert unscaled.fit(X).partial_fit(X)._architecture.code_scale == 1.0
     raw = input_standardisation.raw_input(input_standardisation.Autoencoder)(3, max_iter=2)
-    assert raw.fit(X)._x_scale == 1.0
+    assert raw.fit(X)._x_scale == 1.0 and not raw._x_mean.any()
+    with_bias = input_standardisation.raw_input(input_standardisation.Autoencoder)(
+        3, learning_rate_init=1e-12, max_iter=1).fit(X / 5)
+    bias = with_bias.decoder_.output_layer.bias.detach().numpy()
+    np.testing.assert_allclose(bias, -np.log(5 / X.mean(axis=0) - 1), rtol=1e-5)
     zero = output_bias.zero_output_bias(output_bias.Autoencoder)(3, learning_rate_init=1e-12,
                                                                  max_iter=1)
     assert zero.fit(X / 5).decoder_.output_layer.bias.detach().abs().max() < 1e-9
