@@ -33,8 +33,8 @@ _NETWORK_PARAMS = """\
         squared error with a linear output. ``"auto"`` picks ``"bce"`` when the training
         data lie in [0, 1], else ``"mse"``. Whatever the loss, the encoder sees the data
         standardised by the training data's per-feature mean and one global scale (an exact
-        reparameterisation of the first layer that lets any activation train on uncentred
-        data); for ``"mse"`` the decoder's output is mapped back to the data's units.
+        reparameterisation of the first layer); for ``"mse"`` the decoder's output is
+        mapped back to the data's units.
 """
 
 _TRAINING_PARAMS = """\
