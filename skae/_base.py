@@ -544,8 +544,9 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self.__dict__.pop("_code_stats", None)  # of the network replaced: gathered anew
 
     def _start_output_bias(self):
-        """Start a BCE decoder's output bias at the logits of the training data's means:
-        the best constant output, as the zero bias is for MSE's standardised targets."""
+        """Start a BCE decoder's output bias at the logits of the fit's data's means
+        (validation rows included, as for the standardisation): the best constant output,
+        as the zero bias is for MSE's standardised targets."""
         bias = self.decoder_.output_layer.bias
         with torch.no_grad():
             bias.copy_(torch.from_numpy(_mean_logits(self._x_mean, bias.numel())))

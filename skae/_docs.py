@@ -34,7 +34,10 @@ _NETWORK_PARAMS = """\
         data lie in [0, 1], else ``"mse"``. Whatever the loss, the encoder sees the data
         standardised by the training data's per-feature mean and one global scale (an exact
         reparameterisation of the first layer); for ``"mse"`` the decoder's output is
-        mapped back to the data's units.
+        mapped back to the data's units. With ``"bce"`` a new network's output bias starts
+        at the logit of each feature's mean (each channel's after a conv stack), so its
+        outputs start near the means, as with ``"mse"``; a variational autoencoder's
+        starts at zero (a decoder at the mean image let its KL term collapse the code).
 """
 
 _TRAINING_PARAMS = """\

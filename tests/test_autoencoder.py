@@ -87,7 +87,8 @@ def _as(kind, X, tmp_path):
 @pytest.mark.parametrize("model", [
     Autoencoder(3), Autoencoder(3, hidden_layer_sizes=(8,)), DenoisingAutoencoder(3),
     SparseAutoencoder(3), ContractiveAutoencoder(3), VariationalAutoencoder(3)],
-    ids=lambda model: type(model).__name__ + ("_deep" if model.hidden_layer_sizes else ""))
+    ids=["Autoencoder", "Autoencoder_deep", "DenoisingAutoencoder", "SparseAutoencoder",
+         "ContractiveAutoencoder", "VariationalAutoencoder"])
 @pytest.mark.parametrize("kind", ["dense", "csr", "memmap"])
 def test_a_bce_model_but_the_vae_starts_at_the_feature_means(model, kind, tmp_path):
     # the constant output of least cross-entropy, as MSE's zero bias is for standardised
