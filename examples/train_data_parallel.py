@@ -84,6 +84,7 @@ def main(argv=None):
                 print(f"epoch {epoch:>3d}: loss {loss:.4f}")
             print(f"fit in {seconds:.1f} s; test MSE per pixel "
                   f"{reconstruction_mse(ae, X_test):.5f}")
+        dist.barrier()  # every process done before any tears the group down
     finally:
         dist.destroy_process_group()
 
