@@ -24,7 +24,9 @@ in the same round (the times' best and median are reported beside it):
   the scaling statistics and builds the network, is reported apart); ``partial_fit`` also
   validates ``X`` and encodes it once to update the code statistics used by ``sample``, so
   the training loop alone (the private ``_train``) and the pass that encodes ``X`` for
-  ``sample``'s code statistics (the private ``_update_code_distribution``) are reported too;
+  ``sample``'s code statistics (the private ``_update_code_distribution``) are reported too,
+  and so is the epoch of a second model with the opt-in ``precision="bfloat16"``, with its
+  own lines under the targets (on a GPU, where it computes bfloat16);
 - ``transform``: ``transform`` of 10,000 rows against ``PCA(n_components_).transform``;
 - ``memory``: the growth of the peak resident set size during ``fit`` (2 epochs) over the
   RSS just before it, of the dense net on float32 and float64 ``X`` and the conv net on
@@ -539,6 +541,10 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
           f"training; batch size {batch_size}", flush=True)
 
     candidates = {"skae": lambda: estimator.partial_fit(X)}
+    mixed = bfloat16_twin(model, args.device)
+    if mixed is not None:
+        mixed.partial_fit(X)  # the first call builds the network
+        candidates["skae, bfloat16"] = lambda: mixed.partial_fit(X)
     try:  # the training loop alone, through a private method: skipped if it changes
         estimator._train(X, epochs=1, early_stopping=False)
         candidates["skae loop"] = lambda: estimator._train(X, epochs=1, early_stopping=False)
@@ -603,6 +609,9 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
     skae = best["skae"]
     notes = {
         "skae": f"steady-state partial_fit, batch {batch_size}, Adam 1e-3, BCE on logits",
+        "skae, bfloat16": ("steady-state partial_fit with precision='bfloat16' (opt-in mixed "
+                           "precision: the training steps' layers in bfloat16, the code "
+                           "statistics pass in float32), a second model from the same seed"),
         "skae loop": ("training loop only (private _train: no validation, no code statistics"
                       + ("; on a GPU it copies X there and warms up and captures the step's "
                          "CUDA graph once per call" if args.device != "cpu" else "") + ")"),
@@ -652,7 +661,25 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
         else:
             results.check(f"{model}: skae epoch / {other}", None, bound, model,
                           note=f"skipped: {keras_note}")
+    if "skae, bfloat16" in times:  # the opt-in, against the same bounds
+        for (target_model, other), bound in TARGETS.items():
+            if target_model == model and other in times:
+                results.check(
+                    f"{model}, precision='bfloat16': skae epoch / {other}",
+                    paired_ratio(times["skae, bfloat16"], times[other]), bound, model,
+                    note="opt-in, not the default" + (
+                        "; the FLOP limit at the float32 matmul rate" if other == "FLOP limit"
+                        else ""), device=args.device)
     return estimator
+
+
+def bfloat16_twin(model, device):
+    """The model with ``precision="bfloat16"``, or None where the device lacks it."""
+    import torch
+
+    if device != "cpu" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        return None
+    return skae_factory(model, device).set_params(precision="bfloat16")
 
 
 def bench_transform(model, estimator, X, args, results):

@@ -102,6 +102,7 @@ class Autoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -125,6 +126,7 @@ class Autoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
 
 class ConvAutoencoder(BaseAutoencoder):
@@ -184,6 +186,7 @@ class ConvAutoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -207,6 +210,7 @@ class ConvAutoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
 
 class DenoisingAutoencoder(BaseAutoencoder):
@@ -291,6 +295,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.noise = noise
@@ -316,6 +321,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
     def _check_training(self, X, early_stopping):
         if self.noise != "gaussian" and self.noise_level > 1:
@@ -445,6 +451,7 @@ class SparseAutoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.sparsity = sparsity
@@ -471,6 +478,7 @@ class SparseAutoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
     def _resolve_code_activation(self):
         activation = super()._resolve_code_activation()
@@ -587,6 +595,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.contraction_weight = contraction_weight
@@ -612,6 +621,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
     def _check_training(self, X, early_stopping):
         super()._check_training(X, early_stopping)
@@ -718,6 +728,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         verbose=0,
         warm_start=False,
         device="cpu",
+        precision="float32",
     ):
         self.n_components = n_components
         self.beta = beta
@@ -742,6 +753,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         self.verbose = verbose
         self.warm_start = warm_start
         self.device = device
+        self.precision = precision
 
     def score_samples(self, X):
         """Evidence lower bound (ELBO) of each sample, in nats; higher is better.

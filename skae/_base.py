@@ -135,6 +135,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
         "device": [str],
+        "precision": [StrOptions({"float32", "bfloat16"})],
     }
 
     _code_width_factor = 1
@@ -560,6 +561,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
             _validation_size(X.shape[0], self.validation_fraction)
         # BCE data lie in [0, 1], checked already: only their spread can be out of range
         _check_float32_training(X, self._x_scale, values=self.loss_ != "bce")
+        _check_precision(self.precision, _resolve_device(self.device))
 
     def _check_network_unchanged(self, n_features):
         """Refuse parameters that would shape another network than the one built.
@@ -695,17 +697,37 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         return make_optimizer(self.solver, networks.parameters(), self.learning_rate_init, state)
 
     def _objective(self, generator):
-        """The training objective of one batch: named scalar loss terms."""
+        """The training objective of one batch: named scalar loss terms.
+
+        With ``precision="bfloat16"`` the encoder and the decoder run under autocast; what
+        they return is brought back to float32, so the code's terms, the penalties and the
+        loss are computed in float32.
+        """
         def objective(x):
             corrupted = self._corrupt(x, generator)
             net_input = self._scaler(corrupted, "normalize")
             target = self._target(x, net_input if corrupted is x else None)
-            encoded = self.encoder_(net_input)
+            with self._mixed_precision():
+                encoded = self.encoder_(net_input).float()
             code, terms = self._sample_code(encoded, generator)
-            error = self._reconstruction(self.decoder_(code), target)
+            with self._mixed_precision():
+                output = self.decoder_(code).float()
+            error = self._reconstruction(output, target)
             return {"reconstruction": error, **terms,
                     **self._penalties(net_input, encoded, generator), **self._weight_decay()}
         return objective
+
+    def _mixed_precision(self):
+        """Autocast to bfloat16 with ``precision="bfloat16"``, else nothing.
+
+        Its cache of bfloat16 weight copies is off: it lives until the outermost autocast
+        block ends, and :func:`_full_precision` holds one open for the whole fit, so every
+        step would reuse the first step's weights (and a CUDA graph may not capture it).
+        """
+        if self.precision == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device_).type, dtype=torch.bfloat16,
+                              cache_enabled=False)
 
     def _weight_decay(self):
         """The ``alpha`` L2 penalty on the weights (parameters with 2 or more dimensions).
@@ -1072,6 +1094,19 @@ def _resolve_device(device):
     if resolved.type == "cuda" and resolved.index is None:  # pinned: every tensor on one GPU
         resolved = torch.device("cuda", torch.cuda.current_device())
     return str(resolved)
+
+
+def _check_precision(precision, device):
+    """Refuse ``precision="bfloat16"`` where torch has no bfloat16 autocast for the device."""
+    if precision == "float32":
+        return
+    kind = torch.device(device).type
+    if kind not in ("cpu", "cuda"):
+        raise ValueError(f"precision={precision!r} needs device 'cpu' or 'cuda', got "
+                         f"{device!r}; use precision='float32'.")
+    if kind == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+        raise ValueError(f"precision={precision!r}: the GPU {device!r} has no bfloat16 "
+                         "arithmetic; use precision='float32'.")
 
 
 def _validation_split(n_samples, fraction, seed):

@@ -107,6 +107,16 @@ _TRAINING_PARAMS = """\
         Torch device to train and infer on: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...;
         ``"auto"`` takes CUDA when available. ``"cuda"`` is the current CUDA device
         when the model is fitted or used, and ``device_`` names it with its index.
+
+    precision : {{"float32", "bfloat16"}}, default="float32"
+        Arithmetic of training. ``"bfloat16"`` is mixed precision: the encoder and the
+        decoder of each training step run under ``torch.autocast`` in bfloat16 (matrix
+        products and convolutions on 8-bit mantissas), while the weights, the optimizer,
+        the loss terms, :meth:`transform`, :meth:`score` and the statistics behind
+        :meth:`sample` stay in float32. It pays for convolutional and wide deep networks
+        on CPUs with bfloat16 units (Intel AMX or AVX512-BF16) and on GPUs from Ampere
+        on, not for small dense networks, and may be slower on other hardware: time it
+        first. Needs a ``"cpu"`` or ``"cuda"`` device.
 """
 
 _ATTRIBUTES = """\

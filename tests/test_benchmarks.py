@@ -178,7 +178,7 @@ def test_compare_pca_refuses_a_foreign_csv_and_leaves_it_untouched(tmp_path, cap
 
 
 MNIST_SCRIPTS = ["hinton2006", "sparse_code_scale", "input_standardisation", "mnist_claims",
-                 "output_bias"]
+                 "output_bias", "precision"]
 
 
 @pytest.mark.parametrize("script", MNIST_SCRIPTS)
@@ -196,6 +196,7 @@ def test_the_mnist_scripts_stop_with_one_line_without_mnist(tmp_path, monkeypatc
     ("sparse_code_scale", "file", r"--out: .*file is not a folder"),
     ("input_standardisation", "file/below", r"--out: cannot write the results to .*below"),
     ("output_bias", "file", r"--out: .*file is not a folder"),
+    ("precision", "file", r"--out: .*file is not a folder"),
     ("mnist_claims", ".", r"--out: .* is a folder, not a file"),
     ("mnist_claims", "file/claims.md", r"--out: .*file is not a folder"),
     ("speed", "file", r"--out: .*file is not a folder"),
@@ -281,6 +282,22 @@ def test_a_partial_levers_run_writes_another_file_and_runs_each_lever_once(tmp_p
     assert levers.report_name(full) == "levers_cpu.md"
     full.rounds = 1
     assert levers.report_name(full) == "levers_cpu_partial.md"
+
+
+def test_a_partial_precision_run_compares_both_precisions_in_its_own_file(tmp_path):
+    import numpy as np
+
+    precision = _load("precision")
+    rng = np.random.RandomState(0)
+    precision.load_mnist_or_fail = lambda script: (rng.rand(600, 784), rng.rand(100, 784))
+    precision.main(["--models", "dense", "--epochs", "3", "--out", str(tmp_path)])
+    assert [path.name for path in tmp_path.iterdir()] == ["precision_cpu_partial.md"]
+    text = (tmp_path / "precision_cpu_partial.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| Autoencoder(32)"))
+    assert len(row.split("|")) == 10 and "nan" not in row
+    assert "dense, float32: " in text and "dense, bfloat16: " in text
+    assert "--models dense --epochs 3" in text
+    assert precision.parse_args([]).report == "precision_cpu.md"
 
 
 def test_mnist_claims_measures_each_claim_once(tmp_path):

@@ -114,6 +114,27 @@ def test_cuda_graph_replay_trains_as_the_op_by_op_steps(monkeypatch, make, graph
                                atol=1e-5)
 
 
+@pytest.mark.skipif(torch.cuda.is_available()
+                    and not torch.cuda.is_bf16_supported(including_emulation=False),
+                    reason="needs a GPU with bfloat16 arithmetic")
+@pytest.mark.parametrize("make", [
+    lambda: Autoencoder(3, hidden_layer_sizes=(64,), batch_size=64, max_iter=4,
+                        device="cuda", random_state=0, precision="bfloat16"),
+    lambda: ConvAutoencoder(4, conv_filters=(4,), image_shape=(3, 4), batch_size=64,
+                            max_iter=4, device="cuda", random_state=0, precision="bfloat16"),
+], ids=["dense", "conv"])
+def test_bfloat16_on_cuda_trains_and_replays_from_a_graph(monkeypatch, make):
+    X = np.random.RandomState(0).rand(1000, 12).astype(np.float32)
+    replayed, captures = _fit_counting_captures(monkeypatch, make, X, graphs=True)
+    eager, _ = _fit_counting_captures(monkeypatch, make, X, graphs=False)
+    assert captures == 1
+    assert replayed.loss_curve_[-1] < replayed.loss_curve_[0]
+    np.testing.assert_allclose(replayed.loss_curve_, eager.loss_curve_, rtol=1e-3)
+    full = make().set_params(precision="float32").fit(X)
+    np.testing.assert_allclose(replayed.loss_curve_, full.loss_curve_, rtol=0.05)
+    assert replayed.transform(X).dtype == np.float32
+
+
 def test_cuda_graph_replay_with_partial_fit_and_early_stopping(monkeypatch):
     X = np.random.RandomState(1).rand(1000, 12).astype(np.float32)
 
