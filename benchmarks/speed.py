@@ -677,7 +677,7 @@ def bfloat16_twin(model, device):
     """The model with ``precision="bfloat16"``, or None where the device lacks it."""
     import torch
 
-    if device != "cpu" and not torch.cuda.is_bf16_supported(including_emulation=False):
+    if device != "cpu" and torch.cuda.get_device_capability(device) < (8, 0):
         return None
     return skae_factory(model, device).set_params(precision="bfloat16")
 

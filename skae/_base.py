@@ -1104,7 +1104,8 @@ def _check_precision(precision, device):
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"precision={precision!r} needs device 'cpu' or 'cuda', got "
                          f"{device!r}; use precision='float32'.")
-    if kind == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
+    # bfloat16 arithmetic came with compute capability 8.0 (Ampere): older GPUs emulate it
+    if kind == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
         raise ValueError(f"precision={precision!r}: the GPU {device!r} has no bfloat16 "
                          "arithmetic; use precision='float32'.")
 

@@ -124,6 +124,8 @@ def test_bfloat16_needs_a_device_with_bfloat16_autocast(monkeypatch):
     _check_precision("bfloat16", "cpu")
     with pytest.raises(ValueError, match="precision='bfloat16' needs device 'cpu' or 'cuda'"):
         _check_precision("bfloat16", "mps")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
-    with pytest.raises(ValueError, match="no bfloat16 arithmetic"):
-        _check_precision("bfloat16", "cuda:0")
+    capabilities = {"cuda:0": (8, 0), "cuda:1": (7, 5)}  # an A100 beside a T4
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: capabilities[d])
+    _check_precision("bfloat16", "cuda:0")
+    with pytest.raises(ValueError, match="the GPU 'cuda:1' has no bfloat16 arithmetic"):
+        _check_precision("bfloat16", "cuda:1")
