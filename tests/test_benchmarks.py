@@ -178,7 +178,7 @@ def test_compare_pca_refuses_a_foreign_csv_and_leaves_it_untouched(tmp_path, cap
 
 
 MNIST_SCRIPTS = ["hinton2006", "sparse_code_scale", "input_standardisation", "mnist_claims",
-                 "output_bias", "precision"]
+                 "output_bias", "precision", "transform_threads"]
 
 
 @pytest.mark.parametrize("script", MNIST_SCRIPTS)
@@ -197,6 +197,7 @@ def test_the_mnist_scripts_stop_with_one_line_without_mnist(tmp_path, monkeypatc
     ("input_standardisation", "file/below", r"--out: cannot write the results to .*below"),
     ("output_bias", "file", r"--out: .*file is not a folder"),
     ("precision", "file", r"--out: .*file is not a folder"),
+    ("transform_threads", "file", r"--out: .*file is not a folder"),
     ("mnist_claims", ".", r"--out: .* is a folder, not a file"),
     ("mnist_claims", "file/claims.md", r"--out: .*file is not a folder"),
     ("speed", "file", r"--out: .*file is not a folder"),
@@ -298,6 +299,18 @@ def test_a_partial_precision_run_compares_both_precisions_in_its_own_file(tmp_pa
     assert "dense, float32: " in text and "dense, bfloat16: " in text
     assert "--models dense --epochs 3" in text
     assert precision.parse_args([]).report == "precision_cpu.md"
+
+
+def test_transform_threads_times_both_orders_with_both_blas_settings(tmp_path):
+    import numpy as np
+
+    script = _load("transform_threads")
+    script.load_mnist_or_fail = lambda name: (np.random.RandomState(0).rand(300, 784), None)
+    script.main(["--rounds", "1", "--out", str(tmp_path)])
+    rows = [line for line in (tmp_path / "transform_threads.md").read_text().splitlines()
+            if line.startswith(("| default threads", "| 1 thread"))]
+    assert len(rows) == 2 and all(len(row.split("|")) == 9 for row in rows)
+    assert "nan" not in "".join(rows)
 
 
 def test_mnist_claims_measures_each_claim_once(tmp_path):
