@@ -22,7 +22,9 @@ tensors of the shapes named:
   both);
 - ``bfloat16``: a training step of each benchmark network (784-32-784, the chapter's conv
   net, 784-1000-500-250-30) in float32 against under ``torch.autocast("cpu",
-  torch.bfloat16)`` (not offered by skae: it changes the arithmetic);
+  torch.bfloat16)`` (skae offers it as the opt-in ``precision="bfloat16"``, not the
+  default: it changes the arithmetic; this lever also runs the loss under autocast, which
+  skae does not);
 - ``code statistics``: the pass that encodes 20,480 rows for ``sample``'s code statistics
   (the chapter's conv net, 5 blocks of 4,096 rows), each block's scatter matrix computed by
   numpy against by torch (numpy's BLAS threads spin after a product, on the cores the

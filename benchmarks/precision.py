@@ -18,7 +18,7 @@ One seed: the difference between the two precisions' scores is to be read agains
 epoch-to-epoch wobble of a run, not as a precise figure. bfloat16 pays only where the
 hardware computes it natively (the report names the CPU's bfloat16 flags)::
 
-    SKAE_DATA=../shared/data python benchmarks/precision.py      # about 5 minutes, 2 cores
+    SKAE_DATA=../shared/data python benchmarks/precision.py      # about 2 minutes, 2 cores
     python benchmarks/precision.py --models conv --epochs 3
     python benchmarks/precision.py --device cuda
 
@@ -70,12 +70,12 @@ def cpu_line():
             + (", ".join(bf16) if bf16 else "none"))
 
 
-def timed(function, device):
-    """Seconds that ``function`` takes, the GPU's queued work included."""
+def timed(function, X, device):
+    """Seconds that ``function(X)`` takes, the GPU's queued work included."""
     if device != "cpu":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    function()
+    function(X)
     if device != "cpu":
         torch.cuda.synchronize(device)
     return time.perf_counter() - start
@@ -89,7 +89,7 @@ def compare(model, X, X_test, epochs, device):
     for epoch in range(epochs):
         order = PRECISIONS if epoch % 2 == 0 else PRECISIONS[::-1]
         for precision in order:
-            seconds[precision].append(timed(lambda: fits[precision].partial_fit(X), device))
+            seconds[precision].append(timed(fits[precision].partial_fit, X, device))
         print(f"  {model} epoch {epoch + 1}/{epochs}: "
               + ", ".join(f"{p} {seconds[p][-1]:.2f}s" for p in PRECISIONS), flush=True)
     steady = {p: s[1:] for p, s in seconds.items()}

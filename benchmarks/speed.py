@@ -675,9 +675,11 @@ def bench_epochs(model, X, image_shape, args, results, data_path, threads):
 
 def bfloat16_twin(model, device):
     """The model with ``precision="bfloat16"``, or None where the device lacks it."""
-    import torch
+    from skae._base import _check_precision
 
-    if device != "cpu" and torch.cuda.get_device_capability(device) < (8, 0):
+    try:
+        _check_precision("bfloat16", device)
+    except ValueError:
         return None
     return skae_factory(model, device).set_params(precision="bfloat16")
 

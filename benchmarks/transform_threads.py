@@ -5,8 +5,10 @@ rows one call each, alternating. numpy's OpenBLAS keeps its threads spinning for
 after a product, on the cores that torch's threads need for the next call, and torch's
 OpenMP threads spin after theirs. This script times the two ``transform`` calls of
 ``speed.py`` (after one epoch of training on those rows; the weights do not change the
-time) in four orders: each library back to back (``k`` calls in a row, the first left
-out), and each right after the other's call, as ``speed.py`` interleaves them. It does so
+time) in three orders: each library back to back (``k`` calls in a row, the first left
+out), the two strictly alternating, and ``speed.py``'s own order (one call of each per
+turn, which goes first rotating every turn), with the paired ratio ``speed.py`` judges
+its target on. It does so
 with numpy's BLAS at its default number of threads and limited to one by
 ``threadpoolctl``; torch keeps its threads throughout. Each time is the median over the
 rounds::
@@ -41,9 +43,11 @@ def _seconds(function):
 
 
 def measure(skae_transform, pca_transform, rounds):
-    """Median seconds of each call in each order: ``{order: seconds}``."""
+    """Median seconds of each call in each order, ``{order: seconds}``, and the median
+    ratio of skae's time to PCA's in ``speed.py``'s order, ``"rotating ratio"``."""
     times = {"skae, back to back": [], "PCA, back to back": [],
-             "skae right after PCA": [], "PCA right after skae": []}
+             "skae right after PCA": [], "PCA right after skae": [],
+             "skae, rotating": [], "PCA, rotating": []}
     for _ in range(rounds):
         for name, call in (("skae", skae_transform), ("PCA", pca_transform)):
             calls = [_seconds(call) for _ in range(BACK_TO_BACK)]
@@ -51,7 +55,14 @@ def measure(skae_transform, pca_transform, rounds):
         for _ in range(BACK_TO_BACK):
             times["skae right after PCA"].append(_seconds(skae_transform))
             times["PCA right after skae"].append(_seconds(pca_transform))
-    return {order: statistics.median(values) for order, values in times.items()}
+        for turn in range(2 * BACK_TO_BACK):  # one call each, the order rotating per turn
+            pair = (("skae", skae_transform), ("PCA", pca_transform))
+            for name, call in pair[::-1] if turn % 2 else pair:
+                times[f"{name}, rotating"].append(_seconds(call))
+    medians = {order: statistics.median(values) for order, values in times.items()}
+    medians["rotating ratio"] = statistics.median(
+        a / b for a, b in zip(times["skae, rotating"], times["PCA, rotating"]))
+    return medians
 
 
 def blas_line():
@@ -68,17 +79,24 @@ def report(results, args, seconds):
              f"{blas_line()}. {args.rounds} rounds. Time of this run: {seconds:.0f} s.", "",
              f"`Autoencoder(32).transform` and `PCA(32).transform` of {ROWS:,} MNIST rows; "
              "the median time of a call in each order (ms). Back to back: "
-             f"{BACK_TO_BACK} calls of one library in a row, the first left out.", "",
+             f"{BACK_TO_BACK} calls of one library in a row, the first left out. Right "
+             "after: the two strictly alternating. speed.py's order: one call of each per "
+             "turn, the order of the two rotating every turn (skae PCA, PCA skae, ...), "
+             "and the median over turns of the ratio of the two calls of a turn, as "
+             "`speed.py` judges its target.", "",
              "| numpy's BLAS | skae, back to back | PCA, back to back | skae / PCA | "
-             "skae right after PCA | PCA right after skae | skae / PCA |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "skae right after PCA | PCA right after skae | skae / PCA | "
+             "speed.py's order: skae | PCA | paired skae / PCA |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, t in results.items():
         ms = {k: 1e3 * v for k, v in t.items()}
         lines.append(
             f"| {label} | {ms['skae, back to back']:.2f} | {ms['PCA, back to back']:.2f} | "
             f"{t['skae, back to back'] / t['PCA, back to back']:.2f} | "
             f"{ms['skae right after PCA']:.2f} | {ms['PCA right after skae']:.2f} | "
-            f"{t['skae right after PCA'] / t['PCA right after skae']:.2f} |")
+            f"{t['skae right after PCA'] / t['PCA right after skae']:.2f} | "
+            f"{ms['skae, rotating']:.2f} | {ms['PCA, rotating']:.2f} | "
+            f"{t['rotating ratio']:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -99,6 +99,18 @@ def _with_autograd(method):
     return with_autograd
 
 
+def _mixed_precision(precision, device):
+    """Autocast to bfloat16 on ``device`` with ``precision="bfloat16"``, else nothing.
+
+    Its cache of bfloat16 weight copies is off: it lives until the outermost autocast block
+    ends, and :func:`_full_precision` holds one open for the whole fit, so every step would
+    reuse the first step's weights (and a CUDA graph may not capture it).
+    """
+    if precision == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, cache_enabled=False)
+
+
 @contextlib.contextmanager
 def _full_precision():
     """Arithmetic in the networks' own dtype whatever the caller's ``torch.autocast``
@@ -701,33 +713,24 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
         With ``precision="bfloat16"`` the encoder and the decoder run under autocast; what
         they return is brought back to float32, so the code's terms, the penalties and the
-        loss are computed in float32.
+        loss are computed in float32 (the autograd Jacobians of the contractive penalty
+        run the encoder again, in float32).
         """
+        mixed_precision = functools.partial(_mixed_precision, self.precision, self.device_)
+
         def objective(x):
             corrupted = self._corrupt(x, generator)
             net_input = self._scaler(corrupted, "normalize")
             target = self._target(x, net_input if corrupted is x else None)
-            with self._mixed_precision():
+            with mixed_precision():
                 encoded = self.encoder_(net_input).float()
             code, terms = self._sample_code(encoded, generator)
-            with self._mixed_precision():
+            with mixed_precision():
                 output = self.decoder_(code).float()
             error = self._reconstruction(output, target)
             return {"reconstruction": error, **terms,
                     **self._penalties(net_input, encoded, generator), **self._weight_decay()}
         return objective
-
-    def _mixed_precision(self):
-        """Autocast to bfloat16 with ``precision="bfloat16"``, else nothing.
-
-        Its cache of bfloat16 weight copies is off: it lives until the outermost autocast
-        block ends, and :func:`_full_precision` holds one open for the whole fit, so every
-        step would reuse the first step's weights (and a CUDA graph may not capture it).
-        """
-        if self.precision == "float32":
-            return contextlib.nullcontext()
-        return torch.autocast(torch.device(self.device_).type, dtype=torch.bfloat16,
-                              cache_enabled=False)
 
     def _weight_decay(self):
         """The ``alpha`` L2 penalty on the weights (parameters with 2 or more dimensions).
@@ -918,6 +921,8 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        if not hasattr(self, "precision"):  # pickled before the parameter existed
+            self.precision = "float32"
         if "_x_mean" in state:
             self._scaling_cache = {}
         with torch.inference_mode(False):  # tensors that can train again
@@ -1097,17 +1102,18 @@ def _resolve_device(device):
 
 
 def _check_precision(precision, device):
-    """Refuse ``precision="bfloat16"`` where torch has no bfloat16 autocast for the device."""
+    """Refuse ``precision="bfloat16"`` on a device other than the CPU or a GPU of compute
+    capability 8.0 or more (Ampere on): older GPUs only emulate bfloat16 arithmetic."""
     if precision == "float32":
         return
     kind = torch.device(device).type
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"precision={precision!r} needs device 'cpu' or 'cuda', got "
                          f"{device!r}; use precision='float32'.")
-    # bfloat16 arithmetic came with compute capability 8.0 (Ampere): older GPUs emulate it
     if kind == "cuda" and torch.cuda.get_device_capability(device) < (8, 0):
         raise ValueError(f"precision={precision!r}: the GPU {device!r} has no bfloat16 "
-                         "arithmetic; use precision='float32'.")
+                         "arithmetic (compute capability below 8.0); use "
+                         "precision='float32' or device='cpu'.")
 
 
 def _validation_split(n_samples, fraction, seed):

@@ -113,12 +113,13 @@ _TRAINING_PARAMS = """\
         decoder of each training step run under ``torch.autocast`` in bfloat16 (matrix
         products and convolutions on 8-bit mantissas), while the weights, the optimizer,
         the loss terms, :meth:`transform`, :meth:`score` and the statistics behind
-        :meth:`sample` stay in float32. On a CPU with bfloat16 units (Intel AMX or
-        AVX512-BF16) it cut the epoch of the chapter's conv net and of a
-        784-1000-500-250-30 net by about a third, not that of 784-32-784; on an H100 the
-        training steps of the same networks were slower (launches, not arithmetic, bound
-        them), and elsewhere it may be slower still: time it first. Needs a ``"cpu"`` or
-        ``"cuda"`` device.
+        :meth:`sample` stay in float32 (a contractive model's autograd Jacobians, with
+        ``jacobian="exact"`` or ``"projection"``, run the encoder again in float32). On a
+        CPU with AMX it cut the epoch of the chapter's conv net and of a
+        784-1000-500-250-30 net by about a third, not that of 784-32-784; on an H100,
+        timed step by step without the CUDA-graph replay that skae uses, the training
+        steps of the same networks were slower, and with the replay it has not been timed:
+        time it first. Needs the CPU or a GPU of compute capability 8.0 or more.
 """
 
 _ATTRIBUTES = """\

@@ -92,7 +92,7 @@ def save(estimator, path):
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "class": name,
-        "params": json.dumps(_encode(params, arrays)),
+        "params": json.dumps(_encode(_without_new_defaults(params), arrays)),
         "state": json.dumps(_encode(state, arrays)),
     }
     metadata["sha256"] = _digest(arrays, metadata)
@@ -262,6 +262,16 @@ def _check_fitted_state(estimator):
     _check_training_state(state["_state"])
     _check_code_stats(state.get("_code_stats"), arch.code_size)
     _check_optimizer_state(estimator, state.get("_optimizer_state"))
+
+
+# parameters added after the file format's first release, with their defaults: a file
+# leaves each out at its default, so that the skae versions from before it can read it
+_NEW_PARAM_DEFAULTS = {"precision": "float32"}
+
+
+def _without_new_defaults(params):
+    return {name: value for name, value in params.items()
+            if name not in _NEW_PARAM_DEFAULTS or value != _NEW_PARAM_DEFAULTS[name]}
 
 
 def _check_training_state(training):

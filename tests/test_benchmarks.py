@@ -309,7 +309,7 @@ def test_transform_threads_times_both_orders_with_both_blas_settings(tmp_path):
     script.main(["--rounds", "1", "--out", str(tmp_path)])
     rows = [line for line in (tmp_path / "transform_threads.md").read_text().splitlines()
             if line.startswith(("| default threads", "| 1 thread"))]
-    assert len(rows) == 2 and all(len(row.split("|")) == 9 for row in rows)
+    assert len(rows) == 2 and all(len(row.split("|")) == 12 for row in rows)
     assert "nan" not in "".join(rows)
 
 

@@ -131,7 +131,14 @@ def test_bfloat16_on_cuda_trains_and_replays_from_a_graph(monkeypatch, make):
     np.testing.assert_allclose(replayed.loss_curve_, eager.loss_curve_, rtol=1e-3)
     full = make().set_params(precision="float32").fit(X)
     np.testing.assert_allclose(replayed.loss_curve_, full.loss_curve_, rtol=0.05)
+    assert not np.array_equal(replayed.transform(X), full.transform(X))  # not float32 steps
     assert replayed.transform(X).dtype == np.float32
+    seen = set()
+    layer = next(m for m in eager.encoder_.modules() if isinstance(m, (torch.nn.Linear,
+                                                                        torch.nn.Conv2d)))
+    layer.register_forward_hook(lambda mod, args, out: seen.add((mod.training, out.dtype)))
+    eager.partial_fit(X)  # op by op: the hook sees the training steps
+    assert (True, torch.bfloat16) in seen and (True, torch.float32) not in seen
 
 
 def test_cuda_graph_replay_with_partial_fit_and_early_stopping(monkeypatch):

@@ -1,8 +1,12 @@
 """``precision="bfloat16"``: mixed-precision training steps, float32 everywhere else."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
 import skae
@@ -64,13 +68,24 @@ def _dtypes_seen(model, action):
     return seen
 
 
-@pytest.mark.parametrize("name", ["dense", "conv", "vae"])
+@pytest.mark.parametrize("name", ["dense", "conv", "vae", "sparse", "contractive"])
 def test_only_the_training_steps_run_in_bfloat16(name, digits):
     X = digits[0][:256]
     model = _fit(name, X, max_iter=1, precision="bfloat16")
+    # the code's terms (the VAE's draw and KL) and the penalties get a float32 code
+    code_dtypes = set()
+    for hook in ("_sample_code", "_penalties"):
+        def recorded(*args, _hook=getattr(model, hook)):
+            code_dtypes.add(args[-2].dtype)  # (..., encoded, generator)
+            return _hook(*args)
+        setattr(model, hook, recorded)
     # training steps in bfloat16, the pass for sample's code statistics in float32
-    expected = {(True, torch.bfloat16)} | ({(False, torch.float32)} if name != "vae" else set())
-    assert _dtypes_seen(model, lambda: model.partial_fit(X)) == expected
+    seen = _dtypes_seen(model, lambda: model.partial_fit(X))
+    assert {dtype for training, dtype in seen if training} == {torch.bfloat16}
+    assert {dtype for training, dtype in seen if not training} <= {torch.float32}
+    assert code_dtypes == {torch.float32}
+    for hook in ("_sample_code", "_penalties"):
+        delattr(model, hook)
     for action in (lambda: model.transform(X), lambda: model.score(X),
                    lambda: model.inverse_transform(model.transform(X)),
                    lambda: model.sample(3, random_state=0)):
@@ -103,7 +118,8 @@ def test_the_callers_autocast_does_not_change_a_bfloat16_fit(digits):
     np.testing.assert_array_equal(inside.transform(X), plain.transform(X))
 
 
-def test_precision_is_kept_by_save_and_load_and_can_change_between_fits(digits, tmp_path):
+def test_save_and_load_keep_bfloat16_and_files_at_the_default_stay_readable(digits,
+                                                                             tmp_path):
     X = digits[0][:500]
     model = _fit("dense", X, max_iter=2, precision="bfloat16")
     skae.save(model, tmp_path / "model.skae")
@@ -111,6 +127,38 @@ def test_precision_is_kept_by_save_and_load_and_can_change_between_fits(digits, 
     assert loaded.precision == "bfloat16"
     assert (True, torch.bfloat16) in _dtypes_seen(loaded, lambda: loaded.partial_fit(X))
     assert loaded.n_iter_ == 3
+    # at the default the file has no "precision", as files written before it existed:
+    # skae from before then reads it, and this skae reads such files as float32
+    skae.save(loaded.set_params(precision="float32"), tmp_path / "default.skae")
+    with safe_open(tmp_path / "default.skae", "np") as f:
+        assert "precision" not in json.loads(f.metadata()["params"])
+    assert skae.load(tmp_path / "default.skae").precision == "float32"
+
+
+def test_a_model_pickled_before_precision_existed_reads_as_float32(digits):
+    model = _fit("dense", digits[0][:200], max_iter=1)
+    state = model.__getstate__()
+    del state["precision"]
+    old = Autoencoder.__new__(Autoencoder)
+    old.__setstate__(state)
+    assert old.get_params()["precision"] == "float32"
+    assert clone(old).precision == "float32"
+    old.partial_fit(digits[0][:200])
+    assert old.n_iter_ == 2
+
+
+def test_fit_refuses_bfloat16_on_a_device_without_it(digits, monkeypatch):
+    X = digits[0][:200]
+    model = _fit("dense", X, max_iter=1)
+    before = model.transform(X)
+    monkeypatch.setattr(skae._base, "_resolve_device", lambda device: "mps")
+    for call in (lambda: model.set_params(precision="bfloat16").partial_fit(X),
+                 lambda: Autoencoder(4, precision="bfloat16").fit(X)):
+        with pytest.raises(ValueError, match="precision='bfloat16' needs device 'cpu'"):
+            call()
+    monkeypatch.undo()
+    assert model.n_iter_ == 1
+    np.testing.assert_array_equal(model.transform(X), before)
 
 
 @pytest.mark.parametrize("precision", ["float16", "bf16", None])
@@ -127,5 +175,6 @@ def test_bfloat16_needs_a_device_with_bfloat16_autocast(monkeypatch):
     capabilities = {"cuda:0": (8, 0), "cuda:1": (7, 5)}  # an A100 beside a T4
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d: capabilities[d])
     _check_precision("bfloat16", "cuda:0")
-    with pytest.raises(ValueError, match="the GPU 'cuda:1' has no bfloat16 arithmetic"):
+    with pytest.raises(ValueError, match="the GPU 'cuda:1' has no bfloat16 arithmetic .*"
+                                         "precision='float32' or device='cpu'"):
         _check_precision("bfloat16", "cuda:1")
