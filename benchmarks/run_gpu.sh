@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU checks in one go, for a machine with a CUDA GPU (CI has none):
-# the CUDA tests, then the levers and the speed script on the GPU.
+# the CUDA tests, then the levers, the speed script and the precision script on the GPU.
 #
 #   SKAE_DATA=../shared/data OUT=/tmp/skae-gpu bash benchmarks/run_gpu.sh [--compile]
 #       [--no-levers] [--suite]
 #
-# Everything lands in $OUT: run.log (all output), levers_cuda.md, speed_cuda.md and .csv.
+# Everything lands in $OUT: run.log (all output), levers_cuda.md, speed_cuda.md and .csv,
+# precision_cuda.md.
 # --compile also times the plain loop under torch.compile (first epochs compile: minutes).
 # --no-levers skips the levers; --suite then runs the whole test suite with CUDA present.
 # It runs from the repository's root wherever it is called from (a relative OUT or SKAE_DATA
@@ -53,6 +54,8 @@ step() {  # step NAME COMMAND...: run the command; remember NAME if it fails
   fi
   echo "== speed"
   step speed timeout 400 python3 benchmarks/speed.py --device cuda $compile --out "$OUT"
+  echo "== precision (bfloat16 against float32, CUDA graphs as in training)"
+  step precision timeout 150 python3 benchmarks/precision.py --device cuda --out "$OUT"
   if [ $suite = 1 ]; then
     echo "== the whole suite, CUDA present"
     step suite timeout 240 python3 -m pytest -q -p no:cacheprovider -o addopts=-ra tests \

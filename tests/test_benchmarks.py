@@ -345,9 +345,11 @@ def test_run_gpu_runs_from_the_root_and_fails_when_a_step_fails(tmp_path, status
     calls = (tmp_path / "calls").read_text().splitlines()
     assert (done.returncode != 0) == (status != 0), done.stdout + done.stderr
     # every step ran, from the root, and wrote to $OUT relative to the caller's folder
-    assert len(calls) == 5, calls
+    assert len(calls) == 6, calls
     assert all(call.startswith(f"{ROOT} ") for call in calls), calls
     assert any(f"benchmarks/speed.py --device cuda --no-compile --out {tmp_path}/gpu" in call
                for call in calls), calls
+    assert any(f"benchmarks/precision.py --device cuda --out {tmp_path}/gpu" in call
+               for call in calls), calls
     log = (tmp_path / "gpu" / "run.log").read_text()
-    assert ("5 step(s) failed" in log) == (status != 0), log
+    assert ("6 step(s) failed" in log) == (status != 0), log
