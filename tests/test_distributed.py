@@ -40,6 +40,9 @@ CONFIGS = [
                                   max_iter=2, random_state=0)),
     (ContractiveAutoencoder, dict(n_components=4, hidden_layer_sizes=(8,), jacobian="projection",
                                   batch_size=64, max_iter=2, random_state=0)),
+    # mixed precision: each process's slice gradients are rounded through bfloat16 apart
+    (Autoencoder, dict(n_components=8, hidden_layer_sizes=(32,), batch_size=64, max_iter=3,
+                       random_state=0, precision="bfloat16")),
 ]
 
 
@@ -148,6 +151,15 @@ def test_two_processes_take_the_steps_of_one(two_process_models, config):
     np.testing.assert_allclose(models[config].loss_curve_, single.loss_curve_, rtol=1e-4)
     for w_parallel, w_single in zip(_weights(models[config]), _weights(single)):
         np.testing.assert_allclose(w_parallel, w_single, rtol=1e-3, atol=1e-4)
+
+
+def test_bfloat16_steps_over_two_processes_are_close_to_one_process(two_process_models):
+    # not equal: the slices' gradients are rounded apart, then summed in float32
+    X, [(models, _), _] = two_process_models
+    cls, params = CONFIGS[7]
+    single = cls(**params).fit(X)
+    np.testing.assert_allclose(models[7].loss_curve_, single.loss_curve_, rtol=1e-3)
+    assert models[7].score(X) == pytest.approx(single.score(X), rel=1e-3)
 
 
 def test_batch_statistics_per_slice_still_train_comparably(two_process_models):
