@@ -11,6 +11,7 @@ executes anything from the file.
 """
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -92,7 +93,7 @@ def save(estimator, path):
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "class": name,
-        "params": json.dumps(_encode(_without_new_defaults(params), arrays)),
+        "params": json.dumps(_encode(_without_new_defaults(type(estimator), params), arrays)),
         "state": json.dumps(_encode(state, arrays)),
     }
     metadata["sha256"] = _digest(arrays, metadata)
@@ -264,14 +265,15 @@ def _check_fitted_state(estimator):
     _check_optimizer_state(estimator, state.get("_optimizer_state"))
 
 
-# parameters added after the file format's first release, with their defaults: a file
-# leaves each out at its default, so that the skae versions from before it can read it
-_NEW_PARAM_DEFAULTS = {"precision": "float32"}
+# parameters added after the file format's first release: a file leaves each out at its
+# default, so that the skae versions from before it can read it
+_NEW_PARAMS = ("precision",)
 
 
-def _without_new_defaults(params):
+def _without_new_defaults(cls, params):
+    defaults = inspect.signature(cls).parameters
     return {name: value for name, value in params.items()
-            if name not in _NEW_PARAM_DEFAULTS or value != _NEW_PARAM_DEFAULTS[name]}
+            if name not in _NEW_PARAMS or value != defaults[name].default}
 
 
 def _check_training_state(training):
