@@ -158,6 +158,35 @@ def test_the_benchmarks_variants_keep_up_with_skaes_hooks(monkeypatch):
     assert vae.fit(X / 5).decoder_.output_layer.bias.max() < -1  # which skae's VAE keeps at 0
 
 
+def test_raw_input_computes_the_standardised_objective_on_the_same_function(monkeypatch):
+    # input_standardisation.py compares two parameterisations of one model: moved to raw
+    # input, the same encoder must give the same loss terms, the contraction included
+    import numpy as np
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import input_standardisation as script
+
+    X = np.random.RandomState(0).rand(64, 16).astype(np.float32)
+    for cls, kw in [(script.ContractiveAutoencoder, {}),
+                    (script.ContractiveAutoencoder, {"jacobian": "exact"}),
+                    (script.SparseAutoencoder, {})]:
+        std = cls(3, max_iter=1, random_state=0, **kw).fit(X)
+        raw = script.raw_input(cls)(3, max_iter=1, random_state=0, **kw).fit(X)
+        raw.decoder_.load_state_dict(std.decoder_.state_dict())
+        first, raw_first = std.encoder_[0], raw.encoder_[0]
+        with torch.no_grad():  # W (x - m) / s + b = (W / s) x + b - (W / s) m
+            raw_first.weight.copy_(first.weight / std._x_scale)
+            raw_first.bias.copy_(first.bias - raw_first.weight @ torch.from_numpy(
+                std._x_mean.astype(np.float32)))
+        batch = torch.from_numpy(X)
+        terms = [model._objective(torch.Generator().manual_seed(0))(batch)
+                 for model in (std, raw)]
+        assert terms[0].keys() == terms[1].keys() and len(terms[0]) == 2
+        for name in terms[0]:
+            assert terms[1][name].item() == pytest.approx(terms[0][name].item(), rel=1e-4)
+
+
 def _stopped(function, capsys):
     """What ``function()`` said as it stopped: its exit message, or argparse's last line."""
     with pytest.raises(SystemExit) as stopped:
