@@ -28,7 +28,7 @@ from skae import Autoencoder
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
 # (epochs, learning rate): Adam at 1e-3, then two decays for the last stretch
-SCHEDULE = [(100, 1e-3), (40, 3e-4), (100, 1e-4)]
+SCHEDULE = [(30, 1e-3), (15, 3e-4), (15, 1e-4)]
 EVAL_EVERY = 5
 
 
