@@ -4,10 +4,11 @@ Their 784-1000-500-250-30 autoencoder reached 3.00 squared error per MNIST test 
 against 13.87 for PCA with 30 components. The recipe here uses the public API only: the same
 layer sizes with ReLU hidden units and a linear 30-unit code (as their code layer),
 binary cross-entropy on pixels in [0, 1], Adam, and a step schedule of the learning rate
-made of ``warm_start`` fits (optimizer state carries over between steps): 60 epochs, or fewer
-where the time budget runs out first (15 minutes by default, training only; the test
-evaluations every few epochs are not counted). It writes the learning curve to ``benchmarks/results/hinton2006.csv``
-and ``.png`` and a summary to ``benchmarks/results/hinton2006.md``::
+made of ``warm_start`` fits (optimizer state carries over between steps): 60 epochs, or
+fewer where the time budget runs out first (15 minutes by default, training only; the test
+evaluations every few epochs are not counted). It writes the learning curve to
+``benchmarks/results/hinton2006.csv`` and ``.png`` and a summary to
+``benchmarks/results/hinton2006.md``::
 
     SKAE_DATA=../shared/data python benchmarks/hinton2006.py
 """

@@ -6,12 +6,13 @@ the data's means either way). This script measures what it changes on MNIST, for
 default ReLU code (20 epochs), for a logistic code (10 epochs), the code of the sparse and
 contractive models, and for the VAE (50 epochs; the chapter's 784-256-2 network, the
 default before skae's VAE became 784-512-256-2); then for every estimator with BCE, its
-defaults but ``n_components``: on MNIST (10 epochs, one seed) and on scikit-learn's 8x8
-digits (pixels / 16, a 25% test split, ``batch_size=32``, 100 epochs, three seeds, their
-mean and range). The contractive penalty is the squared norm of the Jacobian with respect
-to the network's input: on raw input it is that of the standardised model divided by the
-global scale squared, so the raw model's penalty is multiplied by that square, which makes
-the two objectives the same function of the same encoder::
+defaults but ``n_components`` (and the conv net's ``image_shape``): on MNIST (10 epochs,
+one seed) and on scikit-learn's 8x8 digits (pixels / 16, a 25% test split,
+``batch_size=32``, 100 epochs, three seeds, their mean and range). The contractive
+penalty is the squared norm of the Jacobian with respect to the network's input: on raw
+input it is that of the standardised model divided by the global scale squared, so the
+raw model's penalty is multiplied by that square, which makes the two objectives the same
+function of the same encoder::
 
     SKAE_DATA=../shared/data python benchmarks/input_standardisation.py
 
@@ -145,7 +146,8 @@ def main(argv=None):
          {"max_iter": 100, "batch_size": 32}),
     ])
     (args.out / "input_standardisation.md").write_text(
-        f"# Raw against standardised encoder input (MNIST)\n\n{datetime.date.today()}, "
+        f"# Raw against standardised encoder input (MNIST and the digits)\n\n"
+        f"{datetime.date.today()}, "
         "`SKAE_DATA=../shared/data python benchmarks/input_standardisation.py`, "
         f"{environment_line()}, {platform.machine()}\n\n" + "\n".join(lines) + "\n")
 

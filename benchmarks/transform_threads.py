@@ -13,7 +13,7 @@ with numpy's BLAS at its default number of threads and limited to one by
 ``threadpoolctl``; torch keeps its threads throughout. Each time is the median over the
 rounds::
 
-    SKAE_DATA=../shared/data python benchmarks/transform_threads.py   # about 10 seconds
+    SKAE_DATA=../shared/data python benchmarks/transform_threads.py   # about 15 seconds
 
 Results: ``benchmarks/results/transform_threads.md`` (``--out`` for another folder).
 """
