@@ -93,11 +93,11 @@ def main(argv=None):
 def leave_without_finalisation():
     """End a torchrun worker at once, skipping the interpreter's finalisation.
 
-    Called once the group is destroyed and every process is done. In two of about forty
-    runs of this example by the test suite, one process aborted while the interpreter
-    shut down after a clean exit of :func:`main` (SIGABRT, "terminate called without an
-    active exception", from torch's C++ teardown), and torchrun then reports the whole run
-    as failed. Nothing is left to clean up, so the worker leaves without that teardown.
+    Called once the group is destroyed and every process is done. Twice in the test
+    suite's CI runs, workers aborted while the interpreter shut down after a clean exit of
+    :func:`main` (SIGABRT, "terminate called without an active exception", from torch's
+    C++ teardown), and torchrun then reported the whole run as failed. Nothing is left to
+    clean up, so the worker leaves without that teardown.
     """
     sys.stdout.flush()
     sys.stderr.flush()
