@@ -227,6 +227,7 @@ def test_the_mnist_scripts_stop_with_one_line_without_mnist(tmp_path, monkeypatc
     ("output_bias", "file", r"--out: .*file is not a folder"),
     ("precision", "file", r"--out: .*file is not a folder"),
     ("transform_threads", "file", r"--out: .*file is not a folder"),
+    ("training_budget", "file", r"--out: .*file is not a folder"),
     ("mnist_claims", ".", r"--out: .* is a folder, not a file"),
     ("mnist_claims", "file/claims.md", r"--out: .*file is not a folder"),
     ("speed", "file", r"--out: .*file is not a folder"),
@@ -340,6 +341,17 @@ def test_transform_threads_times_both_orders_with_both_blas_settings(tmp_path):
             if line.startswith(("| default threads", "| 1 thread"))]
     assert len(rows) == 2 and all(len(row.split("|")) == 12 for row in rows)
     assert "nan" not in "".join(rows)
+
+
+def test_training_budget_reports_every_budget_of_every_dataset(tmp_path):
+    script = _load("training_budget")
+    script.BUDGETS, script.SEEDS = [(64, 1), (32, 2)], (0,)
+    script.main(["--out", str(tmp_path)])
+    text = (tmp_path / "training_budget.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith(("| 64 |", "| 32 |"))]
+    assert len(rows) == 6 and text.count("PCA's test R²") == 3
+    # the steps taken: one epoch of batches of 64, two of 32, on each training split
+    assert "| 64 | 1 | 7 | " in text and "| 32 | 2 | 14 | " in text  # 426 breast-cancer rows
 
 
 def test_mnist_claims_measures_each_claim_once(tmp_path):

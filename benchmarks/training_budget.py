@@ -1,0 +1,111 @@
+"""How much training a default ``Autoencoder`` needs on small data: steps, not epochs.
+
+skae's defaults (``batch_size=256``, ``max_iter=50`` epochs) are sized for MNIST's 60,000
+rows, where they make 11,750 gradient steps. On a few hundred rows they make a few dozen.
+This script fits ``Autoencoder(n_components)`` (default network and loss) on three small
+datasets for several ``(batch_size, max_iter)`` budgets, three seeds each, and reports the
+test R² (:func:`skae.metrics.reconstruction_r2`, mean and range over the seeds), the
+gradient steps taken and the fit time, beside ``PCA(n_components)``'s R²:
+
+- breast cancer, ``MinMaxScaler(clip=True)`` (so BCE), 5 components;
+- wine, ``StandardScaler`` (so squared error), 3 components;
+- digits, pixels / 16 (BCE), 16 components.
+
+Each uses a 25% test split. The fit stops early where ``tol`` and ``n_iter_no_change``
+say so (the default criterion), so the steps are those taken::
+
+    python benchmarks/training_budget.py        # about 80 seconds on 2 cores, offline
+
+Results: ``benchmarks/results/training_budget.md`` (``--out`` for another folder).
+"""
+
+import datetime
+import math
+import time
+import warnings
+
+import numpy as np
+from _cli import check_out, report_parser
+from compare_pca import environment_line
+from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+from skae import Autoencoder
+from skae.metrics import reconstruction_r2
+
+SEEDS = (0, 1, 2)
+# (batch_size, max_iter): the default first
+BUDGETS = [(256, 50), (32, 50), (256, 200), (32, 200), (256, 1000), (32, 1000)]
+
+
+def datasets():
+    """``[(name, n_components, X_train, X_test)]``."""
+    data = []
+    for name, load, scaler, k in [
+            ("breast cancer, MinMaxScaler(clip=True)", load_breast_cancer,
+             MinMaxScaler(clip=True), 5),
+            ("wine, StandardScaler", load_wine, StandardScaler(), 3),
+            ("digits / 16", load_digits, None, 16)]:
+        X = load().data
+        X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+        if scaler is None:
+            X_train, X_test = X_train / 16.0, X_test / 16.0
+        else:
+            scaler.fit(X_train)
+            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
+        data.append((name, k, X_train, X_test))
+    return data
+
+
+def _cell(values, digits=3):
+    return (f"{np.mean(values):.{digits}f} [{min(values):.{digits}f}, "
+            f"{max(values):.{digits}f}]")
+
+
+def run(say):
+    for name, k, X_train, X_test in datasets():
+        pca = PCA(k, random_state=0).fit(X_train)
+        say(f"\n### {name}: {len(X_train)} training rows, {X_train.shape[1]} features, "
+            f"{k} components; PCA's test R² {reconstruction_r2(pca, X_test):.3f}\n")
+        say("| batch_size | max_iter | steps per epoch | test R² | steps taken | "
+            "fit (s) |")
+        say("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        for batch_size, max_iter in BUDGETS:
+            r2, steps, seconds = [], [], []
+            for seed in SEEDS:
+                start = time.perf_counter()
+                model = Autoencoder(k, batch_size=batch_size, max_iter=max_iter,
+                                    random_state=seed).fit(X_train)
+                seconds.append(time.perf_counter() - start)
+                r2.append(reconstruction_r2(model, X_test))
+                steps.append(model.n_iter_ * math.ceil(len(X_train) / batch_size))
+            say(f"| {batch_size} | {max_iter} | {math.ceil(len(X_train) / batch_size)} | "
+                f"{_cell(r2)} | {_cell(steps, 0)} | {np.mean(seconds):.1f} |")
+
+
+def main(argv=None):
+    args = report_parser(__file__, __doc__, "training_budget.md").parse_args(argv)
+    check_out(__file__, args.out, ["training_budget.md"])
+    lines = []
+
+    def say(line):
+        lines.append(line)
+        print(line, flush=True)
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        run(say)
+    header = (f"# Training budget of a default Autoencoder on small data\n\n"
+              f"{datetime.date.today()}, `python benchmarks/training_budget.py`, "
+              f"{environment_line()}. Test R² and steps: mean [range] over seeds "
+              f"{', '.join(map(str, SEEDS))}; fit time: their mean. Time of this run: "
+              f"{time.perf_counter() - start:.0f} s.\n")
+    (args.out / "training_budget.md").write_text(header + "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
