@@ -27,11 +27,12 @@ import warnings
 import numpy as np
 from _cli import check_out, report_parser
 from compare_pca import environment_line
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from output_bias import _splits
+from sklearn.datasets import load_wine
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from skae import Autoencoder
 from skae.metrics import reconstruction_r2
@@ -42,22 +43,14 @@ BUDGETS = [(256, 50), (32, 50), (256, 200), (32, 200), (256, 1000), (32, 1000)]
 
 
 def datasets():
-    """``[(name, n_components, X_train, X_test)]``."""
-    data = []
-    for name, load, scaler, k in [
-            ("breast cancer, MinMaxScaler(clip=True)", load_breast_cancer,
-             MinMaxScaler(clip=True), 5),
-            ("wine, StandardScaler", load_wine, StandardScaler(), 3),
-            ("digits / 16", load_digits, None, 16)]:
-        X = load().data
-        X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
-        if scaler is None:
-            X_train, X_test = X_train / 16.0, X_test / 16.0
-        else:
-            scaler.fit(X_train)
-            X_train, X_test = scaler.transform(X_train), scaler.transform(X_test)
-        data.append((name, k, X_train, X_test))
-    return data
+    """``[(name, n_components, X_train, X_test)]``: ``output_bias.py``'s splits of the breast
+    cancer data and the digits, and the wine data standardised."""
+    splits = _splits()
+    wine_train, wine_test = train_test_split(load_wine().data, test_size=0.25, random_state=0)
+    scaler = StandardScaler().fit(wine_train)
+    return [("breast cancer, MinMaxScaler(clip=True)", 5, *splits["breast cancer"]),
+            ("wine, StandardScaler", 3, scaler.transform(wine_train), scaler.transform(wine_test)),
+            ("digits / 16", 16, *splits["digits"])]
 
 
 def _cell(values, digits=3):
