@@ -71,12 +71,12 @@ def _cases():
     """``(data, label, make(cls, seed), seeds, with_mse)``: the fits this script compares;
     ``with_mse`` adds the same model trained with ``loss="mse"``."""
     return [
-        ("breast cancer", "Autoencoder(5), defaults", lambda c, s, **k: c(5, random_state=s, **k),
-         SEEDS, True),
+        ("breast cancer", "Autoencoder(5), max_iter=50",
+         lambda c, s, **k: c(5, max_iter=50, random_state=s, **k), SEEDS, True),
         ("breast cancer", "Autoencoder(5), batch_size=32, max_iter=300",
          lambda c, s, **k: c(5, batch_size=32, max_iter=300, random_state=s, **k), SEEDS, True),
-        ("digits", "Autoencoder(16), defaults", lambda c, s, **k: c(16, random_state=s, **k),
-         SEEDS, True),
+        ("digits", "Autoencoder(16), max_iter=50",
+         lambda c, s, **k: c(16, max_iter=50, random_state=s, **k), SEEDS, True),
         ("digits", "Autoencoder(16), batch_size=32, max_iter=100",
          lambda c, s, **k: c(16, batch_size=32, max_iter=100, random_state=s, **k), SEEDS, True),
         ("digits", "ConvAutoencoder(16), batch_size=32, max_iter=100",
@@ -88,7 +88,8 @@ def _cases():
          lambda c, s, **k: c(64, batch_size=32, max_iter=100, random_state=s, **k), SEEDS, False),
         ("MNIST", "Autoencoder(32), max_iter=10 (compare_pca's MNIST budget)",
          lambda c, s, **k: c(32, max_iter=10, random_state=s, **k), (0,), False),
-        ("MNIST", "Autoencoder(32), defaults", lambda c, s, **k: c(32, random_state=s, **k), (0,),
+        ("MNIST", "Autoencoder(32), max_iter=50",
+         lambda c, s, **k: c(32, max_iter=50, random_state=s, **k), (0,),
          False),
     ]
 

@@ -36,7 +36,7 @@ _N_COMPONENTS = """\
 
 """
 _DENSE_NETWORK = dict(hidden="()", filters="()", code_activation="None")
-_TRAINING = dict(batch_size=256, max_iter=50, learning_rate="1e-3", random_extra="")
+_TRAINING = dict(batch_size=256, learning_rate="1e-3", random_extra="")
 
 
 class Autoencoder(BaseAutoencoder):
@@ -92,7 +92,7 @@ class Autoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -176,7 +176,7 @@ class ConvAutoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -285,7 +285,7 @@ class DenoisingAutoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -441,7 +441,7 @@ class SparseAutoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=3e-3,
         batch_size=256,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -585,7 +585,7 @@ class ContractiveAutoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=256,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,
@@ -718,7 +718,7 @@ class VariationalAutoencoder(BaseAutoencoder):
         alpha=0.0,
         learning_rate_init=1e-3,
         batch_size=100,
-        max_iter=50,
+        max_iter="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,

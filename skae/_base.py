@@ -70,6 +70,9 @@ _UNIT_SLACK = 1e-5
 # a BCE model's output bias starts at the logit of each feature's mean, clipped to
 # [_MEAN_CLIP, 1 - _MEAN_CLIP]: about -9.2 for a feature that is always 0
 _MEAN_CLIP = 1e-4
+# max_iter="auto": 50 epochs, or on small data as many as make _AUTO_STEPS gradient steps
+_AUTO_EPOCHS = 50
+_AUTO_STEPS = 5_000
 
 # the parameter behind each field of an Architecture that differs from the parameter's name
 _ARCHITECTURE_PARAMS = {"code_width": "n_components", "code_size": "n_components"}
@@ -137,7 +140,7 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         # a step in float32, as torch's optimizers take it: a larger rate cannot be cast
         "learning_rate_init": [Interval(Real, 0, _FLOAT32_MAX, closed="right")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -177,24 +180,20 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         """
         continuing = self.warm_start and hasattr(self, "encoder_")
         X = self._prepare_training(X, reset=not continuing, early_stopping=self.early_stopping)
-        reason = self._train(X, epochs=self.max_iter, early_stopping=self.early_stopping)
+        n_train = X.shape[0] - (_validation_size(X.shape[0], self.validation_fraction)
+                                if self.early_stopping else 0)
+        epochs = _max_epochs(self.max_iter, n_train, self.batch_size)
+        reason = self._train(X, epochs=epochs, early_stopping=self.early_stopping)
         self._update_code_distribution(X, reset=True)
         if reason == "max_iter":  # last: a filter may make the warning an error
+            per_epoch = math.ceil(n_train / self.batch_size)
             warn_at_caller(
-                f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
-                f"optimization hasn't converged yet ({self._steps_taken(X.shape[0])}).",
-                ConvergenceWarning)
+                f"Stochastic Optimizer: Maximum iterations ({epochs}"
+                f"{' epochs, max_iter=auto' if self.max_iter == 'auto' else ''}) reached and "
+                f"the optimization hasn't converged yet ({epochs * per_epoch} gradient steps, "
+                f"{per_epoch} per epoch of batch_size={self.batch_size}; raise max_iter, or "
+                "lower batch_size, for more).", ConvergenceWarning)
         return self
-
-    def _steps_taken(self, n_samples):
-        """How many gradient steps ``max_iter`` epochs took, for the ConvergenceWarning:
-        on a few hundred rows, the default 50 epochs of 256-row batches are a few dozen."""
-        if self.early_stopping:
-            n_samples -= _validation_size(n_samples, self.validation_fraction)
-        per_epoch = math.ceil(n_samples / self.batch_size)
-        return (f"{self.max_iter * per_epoch} gradient steps, {per_epoch} per epoch of "
-                f"batch_size={self.batch_size}; small data may need a larger max_iter or a "
-                "smaller batch_size")
 
     @_fit_context(prefer_skip_nested_validation=True)
     @_with_autograd
@@ -1121,6 +1120,19 @@ def _validation_split(n_samples, fraction, seed):
     n_val = _validation_size(n_samples, fraction)
     order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed)).numpy()
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _max_epochs(max_iter, n_samples, batch_size):
+    """The epochs of a fit: ``max_iter``, or with ``"auto"`` 50 epochs, and more on small
+    data, as many as make 5,000 gradient steps of ``batch_size`` rows from ``n_samples``.
+
+    50 epochs are the chapter's budget for MNIST (11,750 steps of 256 rows); on a few
+    hundred rows they are a few dozen steps, far from a trained network
+    (``benchmarks/training_budget.py``).
+    """
+    if max_iter != "auto":
+        return max_iter
+    return max(_AUTO_EPOCHS, math.ceil(_AUTO_STEPS / math.ceil(n_samples / batch_size)))
 
 
 def _validation_size(n_samples, fraction):

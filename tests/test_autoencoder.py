@@ -8,9 +8,11 @@ import pytest
 import torch
 from scipy import sparse
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+import skae._base
 from skae import (
     Autoencoder,
     ContractiveAutoencoder,
@@ -20,6 +22,7 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._arrays import INFERENCE_BATCH
+from skae.metrics import reconstruction_r2
 
 
 def _linear_shapes(module):
@@ -165,8 +168,6 @@ def test_data_rounded_just_past_the_unit_interval_count_as_in_it(unit_data):
 
 def test_unscaled_tabular_data_train_as_well_as_pca(tabular_data):
     """Rank-3 data centred at 50: internal scaling lets a linear code explain it nearly all."""
-    from sklearn.decomposition import PCA
-
     ae = Autoencoder(3, code_activation="identity", max_iter=300, batch_size=32,
                      learning_rate_init=3e-3, random_state=0).fit(tabular_data)
     pca = PCA(3).fit(tabular_data)
@@ -312,8 +313,8 @@ def test_convergence_warning_at_max_iter_and_not_when_converged(unit_data):
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):
         Autoencoder(3, max_iter=2, random_state=0).fit(unit_data)
     # it counts the steps, which small data need more of: 180 training rows of 200
-    with pytest.warns(ConvergenceWarning, match=r"\(6 gradient steps, 3 per epoch of "
-                                                r"batch_size=64; small data may need"):
+    with pytest.warns(ConvergenceWarning, match=r"\(2\) reached .*\(6 gradient steps, 3 per "
+                                                r"epoch of batch_size=64; raise max_iter"):
         Autoencoder(3, max_iter=2, batch_size=64, early_stopping=True, n_iter_no_change=5,
                     random_state=0).fit(unit_data)
     with warnings.catch_warnings():
@@ -321,6 +322,36 @@ def test_convergence_warning_at_max_iter_and_not_when_converged(unit_data):
         ae = Autoencoder(3, max_iter=50, tol=1e9, n_iter_no_change=2, random_state=0).fit(unit_data)
     # as in MLPRegressor: epoch 1 improves on inf, then more than n_iter_no_change epochs don't
     assert ae.n_iter_ == 4
+
+
+@pytest.mark.parametrize("params, epochs", [
+    (dict(batch_size=64), 75),  # 4 steps an epoch: 300 steps take 75 epochs
+    (dict(batch_size=64, early_stopping=True), 100),  # 180 training rows: 3 steps an epoch
+    (dict(batch_size=20), 50),  # 10 steps an epoch: never fewer than 50 epochs
+    (dict(batch_size=64, max_iter=7), 7),  # an int is the epochs, whatever the data
+])
+def test_max_iter_auto_trains_small_data_for_enough_steps(unit_data, monkeypatch, params,
+                                                          epochs):
+    monkeypatch.setattr(skae._base, "_AUTO_STEPS", 300)  # 5,000 by default: a quicker test
+    ae = Autoencoder(3, n_iter_no_change=10**6, random_state=0, **params)
+    warning = r"\(75 epochs, max_iter=auto\) reached .*\(300 gradient steps, 4 per epoch"
+    with pytest.warns(ConvergenceWarning, match=warning if epochs == 75 else "Maximum"):
+        ae.fit(unit_data)
+    assert ae.n_iter_ == epochs and len(ae.loss_curve_) == epochs
+
+
+def test_a_default_autoencoder_beats_pca_on_the_digits(digits):
+    """The default budget trains small data: 50 epochs of 1,500 digits (300 steps) fall well
+    short of PCA, "auto"'s 834 epochs (5,004 steps) pass it."""
+    train, test = digits
+    pca = reconstruction_r2(PCA(16).fit(train), test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        default = Autoencoder(16, random_state=0).fit(train)
+        short = Autoencoder(16, max_iter=50, random_state=0).fit(train)
+    assert reconstruction_r2(short, test) < pca - 0.1
+    assert reconstruction_r2(default, test) > pca + 0.01
+    assert default.n_iter_ > 100
 
 
 def test_a_convergence_warning_made_an_error_leaves_a_whole_model(unit_data):
