@@ -424,30 +424,51 @@ def test_a_non_finite_validation_score_is_a_divergence(digits):
 
 def test_training_snapshot_is_an_independent_copy_in_the_same_layout(digits):
     from skae import ConvAutoencoder
-    from skae._training import _clone_state, make_optimizer
+    from skae._training import Snapshot, make_optimizer
 
     ae = ConvAutoencoder(conv_filters=(4,), image_shape=(8, 8, 1), max_iter=1,
                          random_state=0).partial_fit(digits[0])
     networks = nn.ModuleDict({"encoder": ae.encoder_, "decoder": ae.decoder_})
     optimizer = make_optimizer("adam", networks.parameters(), 1e-3, ae._optimizer_state[1])
-    weights, opt_state = _clone_state(networks, optimizer)
-    before = {name: value.clone() for name, value in networks.state_dict().items()}
-    with torch.no_grad():
-        for param in networks.parameters():
-            param.add_(1.0)
-    for param_state in optimizer.state.values():
-        param_state["exp_avg"].add_(1.0)
-    for name, value in weights.items():  # untouched by the in-place updates, same layout
-        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
-        assert value.stride() == networks.state_dict()[name].stride()
-    networks.load_state_dict(weights)
-    optimizer.load_state_dict(opt_state)
-    for name, value in networks.state_dict().items():
-        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
-    reloaded = make_optimizer("adam", networks.parameters(), 1e-3, ae._optimizer_state[1])
-    for param in networks.parameters():
-        torch.testing.assert_close(optimizer.state[param]["exp_avg"],
-                                   reloaded.state[param]["exp_avg"], rtol=0, atol=0)
+    snapshot = Snapshot(networks, optimizer)
+    for _ in range(2):  # the first take allocates the copies, the next overwrites them
+        snapshot.take()
+        before = {name: value.clone() for name, value in networks.state_dict().items()}
+        moments = [state["exp_avg"].clone() for state in optimizer.state.values()]
+        with torch.no_grad():
+            for param in networks.parameters():
+                param.add_(1.0)
+        for param_state in optimizer.state.values():
+            param_state["exp_avg"].add_(1.0)
+        # untouched by the in-place updates, in the live tensors' layout
+        for saved, (name, value) in zip(snapshot._weights, networks.state_dict().items(),
+                                        strict=True):
+            torch.testing.assert_close(saved, before[name], rtol=0, atol=0)
+            assert saved.stride() == value.stride()
+        snapshot.restore()
+        for name, value in networks.state_dict().items():
+            torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+        for state, want in zip(optimizer.state.values(), moments, strict=True):
+            torch.testing.assert_close(state["exp_avg"], want, rtol=0, atol=0)
+    assert any(p.stride() != p.contiguous().stride() for p in networks.parameters())
+
+
+def test_a_snapshot_before_the_first_step_restores_no_optimizer_state(unit_data):
+    """A first epoch that diverges leaves the optimizer as it was: without state."""
+    from skae._training import Snapshot, make_optimizer
+
+    ae = Autoencoder(3, max_iter=1, random_state=0).fit(unit_data)
+    networks = nn.ModuleDict({"encoder": ae.encoder_, "decoder": ae.decoder_})
+    optimizer = make_optimizer("adam", networks.parameters(), 1e-3, None)
+    before = [p.detach().clone() for p in networks.parameters()]
+    snapshot = Snapshot(networks, optimizer).take()
+    sum(p.square().sum() for p in networks.parameters()).backward()
+    optimizer.step()
+    assert optimizer.state
+    snapshot.restore()
+    assert not optimizer.state
+    for param, want in zip(networks.parameters(), before, strict=True):
+        torch.testing.assert_close(param.detach(), want, rtol=0, atol=0)
 
 
 def test_keyboard_interrupt_stops_training_and_keeps_a_usable_model(unit_data, monkeypatch):

@@ -346,12 +346,21 @@ def test_transform_threads_times_both_orders_with_both_blas_settings(tmp_path):
 def test_training_budget_reports_every_budget_of_every_dataset(tmp_path):
     script = _load("training_budget")
     script.BUDGETS, script.SEEDS = [(64, 1), (32, 2)], (0,)
+    script.ESTIMATOR_BUDGETS = [(1, 10, False), (2, 10**6, True)]
     script.main(["--out", str(tmp_path)])
     text = (tmp_path / "training_budget.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith(("| 64 |", "| 32 |"))]
     assert len(rows) == 6 and text.count("PCA's test R²") == 3
     # the steps taken: one epoch of batches of 64, two of 32, on each training split
     assert "| 64 | 1 | 7 | " in text and "| 32 | 2 | 14 | " in text  # 426 breast-cancer rows
+    # every estimator on the digits at one epoch; two more only where the stop ends early
+    for label, _ in script.ESTIMATORS:
+        batch = 100 if label.startswith("Variational") else 256
+        assert f"| {label} | {batch} | 1 | 10 | " in text
+        again = f"| {label} | {batch} | 2 | 1e+06 | "
+        assert (again in text) == label.startswith(script.UNSTOPPED)
+    # epochs and steps of one epoch over 1,347 training digits: 6 batches of 256, 14 of 100
+    assert "| 1 [1, 1] | 6 [6, 6] |" in text and "| 1 [1, 1] | 14 [14, 14] |" in text
 
 
 def test_mnist_claims_measures_each_claim_once(tmp_path):
