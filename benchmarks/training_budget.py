@@ -1,8 +1,8 @@
-"""How much training a default ``Autoencoder`` needs on small data: steps, not epochs.
+"""How much training the estimators need on small data: steps, not epochs.
 
-skae's defaults (``batch_size=256``, ``max_iter=50`` epochs) are sized for MNIST's 60,000
-rows, where they make 11,750 gradient steps. On a few hundred rows they make a few dozen.
-This script fits ``Autoencoder(n_components)`` (default network and loss) on three small
+50 epochs of 256-row batches (``max_iter=50``, the default before ``"auto"``) make 11,750
+gradient steps on MNIST's 60,000 rows, but a few dozen on a few hundred rows. This script
+fits ``Autoencoder(n_components)`` (default network and loss) on three small
 datasets for several ``(batch_size, max_iter)`` budgets, three seeds each, and reports the
 test R² (:func:`skae.metrics.reconstruction_r2`, mean and range over the seeds), the
 gradient steps taken and the fit time, beside ``PCA(n_components)``'s R²:

@@ -187,12 +187,14 @@ class BaseAutoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEst
         self._update_code_distribution(X, reset=True)
         if reason == "max_iter":  # last: a filter may make the warning an error
             per_epoch = math.ceil(n_train / self.batch_size)
+            auto = self.max_iter == "auto"
+            more = (f"pass an int max_iter above {epochs} for more" if auto
+                    else "raise max_iter, or lower batch_size, for more")
             warn_at_caller(
                 f"Stochastic Optimizer: Maximum iterations ({epochs}"
-                f"{' epochs, max_iter=auto' if self.max_iter == 'auto' else ''}) reached and "
-                f"the optimization hasn't converged yet ({epochs * per_epoch} gradient steps, "
-                f"{per_epoch} per epoch of batch_size={self.batch_size}; raise max_iter, or "
-                "lower batch_size, for more).", ConvergenceWarning)
+                f"{' epochs, max_iter=auto' if auto else ''}) reached and the optimization "
+                f"hasn't converged yet ({epochs * per_epoch} gradient steps, {per_epoch} per "
+                f"epoch of batch_size={self.batch_size}; {more}).", ConvergenceWarning)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)

@@ -63,12 +63,13 @@ _TRAINING_PARAMS = """\
     batch_size : int, default={batch_size}
         Samples per gradient step (all samples when fewer).
 
-    max_iter : int or "auto", default="auto"
-        Maximum number of epochs of :meth:`fit`. ``"auto"`` is 50 epochs, or on small data
-        as many more as make 5,000 gradient steps of ``batch_size`` rows: on MNIST's 60,000
-        rows 50 epochs are 11,750 steps, on 1,000 rows only 200. Fits of small data take
-        longer than 50 epochs but end far closer to a trained network (see the README,
-        "Training budget"); the ``tol`` stop may end them sooner.
+    max_iter : {{"auto"}} or int, default="auto"
+        Maximum number of epochs of :meth:`fit`. ``"auto"`` is 50 epochs, or, where an
+        epoch is fewer than 100 gradient steps of ``batch_size`` rows (small data), as many
+        as make 5,000 steps: with 256-row batches 50 epochs are 11,750 steps on MNIST's
+        60,000 rows, but only 200 on 1,000 rows. Fits of small data take longer than 50
+        epochs but end far closer to a trained network (see the README, "Training
+        budget"); the ``tol`` stop may end them sooner.
 
     tol : float, default=1e-4
         Minimum improvement of the training loss (or of the validation score with early

@@ -277,7 +277,9 @@ class Snapshot:
     quarter of a small model's one-step epoch (``benchmarks/levers.py``, "snapshot").
     :meth:`restore` copies the weights back in place and gives the optimizer new copies of
     its state (none for a parameter that had none). The optimizer's hyperparameters are
-    not saved: training does not change them.
+    not saved: training does not change them. A take stopped midway (Ctrl-C) leaves a
+    mix of old and new copies: a snapshot to restore after such a stop must not be the
+    one being taken (:meth:`Trainer._fit_epochs` alternates two for the best weights).
     """
 
     def __init__(self, module, optimizer):
@@ -293,9 +295,10 @@ class Snapshot:
         layout = ([(w.shape, w.dtype, w.device, w.stride()) for w in weights],
                   [(id(param), key, _tensor_layout(value)) for param, key, value in state])
         if layout != self._layout:  # the first take, or the optimizer's first step since
-            self._layout = layout
+            self._layout = None  # until the copies are whole (an error may stop them)
             self._weights = [w.detach().clone() for w in weights]
             self._state = [(param, key, _copy_value(value)) for param, key, value in state]
+            self._layout = layout
             return self
         with torch.no_grad():
             for saved, live in zip(self._weights, weights, strict=True):
@@ -529,16 +532,18 @@ class Trainer:
     def _fit_epochs(self, source, indices, state, max_epochs, tol, n_iter_no_change,
                     validation_score):
         best = snapshot = None
-        # the state before the running epoch, and with early stopping the best one
+        # the state before the running epoch, and with early stopping the best one, taken
+        # in turns into two snapshots: a take that Ctrl-C stops leaves the last best whole
         epoch_state = Snapshot(self.module, self.optimizer)
-        best_state = Snapshot(self.module, self.optimizer)
+        best_states = (Snapshot(self.module, self.optimizer),
+                       Snapshot(self.module, self.optimizer))
         reason = "max_iter"
         try:
             if validation_score is not None and state.validation_scores:
                 # a warm start after early stopping: the weights it starts from compete for
                 # the best, so the fit ends with weights that score best_validation_score
                 state.best_validation_score = validation_score()
-                best = best_state.take()
+                best = best_states[0].take()
             for _ in range(max_epochs):
                 start = time.perf_counter()
                 snapshot = epoch_state.take()
@@ -558,7 +563,7 @@ class Trainer:
                 state.record(terms, score)
                 snapshot = None  # the weights now are those of a complete epoch
                 if score is not None and score > state.best_validation_score:
-                    best = best_state.take()
+                    best = best_states[best is best_states[0]].take()
                 improved = self._update_no_improvement(state, terms["loss"], score, tol)
                 if self.verbose:
                     _report(state, score, time.perf_counter() - start, improved)

@@ -334,7 +334,8 @@ def test_max_iter_auto_trains_small_data_for_enough_steps(unit_data, monkeypatch
                                                           epochs):
     monkeypatch.setattr(skae._base, "_AUTO_STEPS", 300)  # 5,000 by default: a quicker test
     ae = Autoencoder(3, n_iter_no_change=10**6, random_state=0, **params)
-    warning = r"\(75 epochs, max_iter=auto\) reached .*\(300 gradient steps, 4 per epoch"
+    warning = (r"\(75 epochs, max_iter=auto\) reached .*\(300 gradient steps, 4 per epoch"
+               r" of batch_size=64; pass an int max_iter above 75 for more\)")
     with pytest.warns(ConvergenceWarning, match=warning if epochs == 75 else "Maximum"):
         ae.fit(unit_data)
     assert ae.n_iter_ == epochs and len(ae.loss_curve_) == epochs
@@ -431,8 +432,11 @@ def test_training_snapshot_is_an_independent_copy_in_the_same_layout(digits):
     networks = nn.ModuleDict({"encoder": ae.encoder_, "decoder": ae.decoder_})
     optimizer = make_optimizer("adam", networks.parameters(), 1e-3, ae._optimizer_state[1])
     snapshot = Snapshot(networks, optimizer)
-    for _ in range(2):  # the first take allocates the copies, the next overwrites them
+    for round_ in range(2):  # the first take allocates the copies, the next overwrites them
         snapshot.take()
+        if round_ == 0:
+            first_copy = snapshot._weights[0]
+        assert snapshot._weights[0] is first_copy
         before = {name: value.clone() for name, value in networks.state_dict().items()}
         moments = [state["exp_avg"].clone() for state in optimizer.state.values()]
         with torch.no_grad():
@@ -451,6 +455,48 @@ def test_training_snapshot_is_an_independent_copy_in_the_same_layout(digits):
         for state, want in zip(optimizer.state.values(), moments, strict=True):
             torch.testing.assert_close(state["exp_avg"], want, rtol=0, atol=0)
     assert any(p.stride() != p.contiguous().stride() for p in networks.parameters())
+
+
+def test_ctrl_c_while_saving_the_best_weights_keeps_the_last_best_whole(unit_data,
+                                                                       monkeypatch):
+    """Ctrl-C in the middle of copying a new best leaves the previous best to restore:
+    the fit ends with weights that score best_validation_score_, not a mix."""
+    import skae._training as training
+    from skae._base import _validation_split
+
+    made, armed = [], {"on": False, "copies": 0}
+    init, take, copy_ = training.Snapshot.__init__, training.Snapshot.take, torch.Tensor.copy_
+
+    def recording_init(self, *args):
+        init(self, *args)
+        made.append(self)
+
+    def interrupted_copy(self, source, *args, **kwargs):
+        if armed["on"]:
+            armed["copies"] += 1
+            if armed["copies"] == 2:  # one tensor copied, then Ctrl-C
+                raise KeyboardInterrupt
+        return copy_(self, source, *args, **kwargs)
+
+    def interrupted_take(self):
+        # made[0] holds each epoch's start; made[1:] the best weights, in turns
+        armed["on"] = self is not made[0] and self._layout is not None and not armed["copies"]
+        try:
+            return take(self)
+        finally:
+            armed["on"] = False
+
+    monkeypatch.setattr(training.Snapshot, "__init__", recording_init)
+    monkeypatch.setattr(training.Snapshot, "take", interrupted_take)
+    monkeypatch.setattr(torch.Tensor, "copy_", interrupted_copy)
+    ae = Autoencoder(3, max_iter=40, early_stopping=True, n_iter_no_change=40,
+                     learning_rate_init=0.01, batch_size=16, random_state=0)
+    with pytest.warns(UserWarning, match="interrupted"):
+        ae.fit(unit_data)
+    assert armed["copies"] == 2  # the interruption happened, in a take that overwrote
+    assert ae.best_validation_score_ < ae.validation_scores_[-1]  # of a new best, unsaved
+    _, val = _validation_split(len(unit_data), 0.1, ae._seed)
+    assert ae.score(unit_data[val]) == pytest.approx(ae.best_validation_score_, rel=1e-5)
 
 
 def test_a_snapshot_before_the_first_step_restores_no_optimizer_state(unit_data):
