@@ -22,6 +22,7 @@ from skae import (
     VariationalAutoencoder,
 )
 from skae._arrays import INFERENCE_BATCH
+from skae._training import SOLVERS
 from skae.metrics import reconstruction_r2
 
 
@@ -410,6 +411,36 @@ def test_divergence_stops_with_a_warning_and_finite_weights(tabular_data):
     assert np.isfinite(ae.transform(tabular_data)).all()
     assert np.isfinite(ae.inverse_transform(ae.transform(tabular_data))).all()
     assert all(np.isfinite(v) for v in ae.loss_curve_)
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_a_diverged_epoch_restores_the_weights_and_optimizer_state_of_the_last(
+        tabular_data, monkeypatch, solver):
+    """Weights made non-finite by epoch 3 leave the model, and the optimizer state that a
+    warm start continues from, exactly as after epoch 2."""
+    import skae._training as training
+
+    run_epoch, epochs = training.Trainer.run_epoch, []
+
+    def diverging_at_3(self, *args, **kwargs):
+        terms = run_epoch(self, *args, **kwargs)
+        epochs.append(terms)
+        if len(epochs) == 3:  # after the epoch's steps changed the weights and the state
+            with torch.no_grad():
+                next(self.module.parameters()).view(-1)[0] = float("nan")
+        return terms
+
+    params = dict(solver=solver, learning_rate_init=1e-3, batch_size=32, random_state=0)
+    monkeypatch.setattr(training.Trainer, "run_epoch", diverging_at_3)
+    with pytest.warns(RuntimeWarning, match="diverged at epoch 3"):
+        diverged = Autoencoder(3, max_iter=5, warm_start=True, **params).fit(tabular_data)
+    monkeypatch.undo()
+    two = Autoencoder(3, max_iter=2, warm_start=True, **params).fit(tabular_data)
+    assert diverged.n_iter_ == two.n_iter_ == 2
+    np.testing.assert_array_equal(diverged.transform(tabular_data), two.transform(tabular_data))
+    for model in (diverged, two):  # one more epoch each, from the restored optimizer state
+        model.set_params(max_iter=1).fit(tabular_data)
+    np.testing.assert_array_equal(diverged.transform(tabular_data), two.transform(tabular_data))
 
 
 def test_a_non_finite_validation_score_is_a_divergence(digits):
