@@ -19,6 +19,9 @@ evaluation with the lowest validation error (the epoch early stopping would pick
 ``hinton2006_validation.csv``, ``.md`` and ``.png``::
 
     SKAE_DATA=../shared/data python benchmarks/hinton2006.py --validation-rows 10000
+
+``--solver adamw`` trains with AdamW instead of Adam (decoupled weight decay, torch's
+default 0.01: a regulariser); its files get an ``_adamw`` suffix.
 """
 
 import argparse
@@ -57,12 +60,16 @@ def main(argv=None):
                         help="hold out this many of the last training images as a "
                         "validation set (default: 0, none); the files get a _validation "
                         "suffix")
+    parser.add_argument("--solver", choices=["adam", "adamw"], default="adam",
+                        help="optimizer (default: adam); other than adam, the files get "
+                        "its name as a suffix")
     args = parser.parse_args(argv)
     if not args.budget > 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
     if not 0 <= args.validation_rows < 60_000:
         parser.error(f"--validation-rows must be in [0, 60000), got {args.validation_rows}")
-    name = "hinton2006_validation" if args.validation_rows else "hinton2006"
+    name = ("hinton2006" + ("_validation" if args.validation_rows else "")
+            + ("" if args.solver == "adam" else f"_{args.solver}"))
     check_out(__file__, args.out, [f"{name}{suffix}" for suffix in (".csv", ".md", ".png")])
     X_train, X_test = load_mnist_or_fail(__file__)
     X_val = X_train[len(X_train) - args.validation_rows:] if args.validation_rows else None
@@ -74,7 +81,7 @@ def main(argv=None):
     print(f"PCA(30): {pca_error:.2f} squared error per test image", flush=True)
 
     ae = Autoencoder(30, hidden_layer_sizes=(1000, 500, 250), code_activation="identity",
-                     batch_size=256, warm_start=True, random_state=0)
+                     batch_size=256, solver=args.solver, warm_start=True, random_state=0)
     curve, trained = [], 0.0
     for epochs, learning_rate in SCHEDULE:
         ae.set_params(learning_rate_init=learning_rate, max_iter=EVAL_EVERY)
@@ -101,7 +108,8 @@ def main(argv=None):
     best = min(curve, key=lambda row: row[-1])
     final = curve[-1]
     command = "python benchmarks/hinton2006.py" + (
-        f" --validation-rows {args.validation_rows}" if args.validation_rows else "")
+        f" --validation-rows {args.validation_rows}" if args.validation_rows else "") + (
+        "" if args.solver == "adam" else f" --solver {args.solver}")
     summary = (
         f"# Hinton & Salakhutdinov (2006) recipe\n\n"
         f"`SKAE_DATA=../shared/data {command}` "
