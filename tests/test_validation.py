@@ -239,6 +239,8 @@ def test_transform_of_data_outside_the_unit_interval_is_allowed_and_finite(fitte
     (dict(n_components=2.5), "n_components"),
     (dict(batch_size=0), "batch_size"),
     (dict(max_iter=0), "max_iter"),
+    (dict(max_iter="Auto"), "max_iter"),  # only "auto"
+    (dict(max_iter=50.0), "max_iter"),
     (dict(learning_rate_init=0), "learning_rate_init"),
     (dict(learning_rate_init=-1e-3), "learning_rate_init"),
     # beyond float32: sgd, rmsprop and adadelta raised torch's "cannot be converted"
