@@ -92,19 +92,19 @@ def main(argv=None):
             ae.fit(X_train)
             trained += time.perf_counter() - start
             error = squared_error_per_image(ae, X_test)
-            val = squared_error_per_image(ae, X_val) if X_val is not None else ""
-            curve.append((ae.n_iter_, trained, learning_rate, ae.loss_curve_[-1], val, error))
+            val = [] if X_val is None else [squared_error_per_image(ae, X_val)]
+            curve.append((ae.n_iter_, trained, learning_rate, ae.loss_curve_[-1], *val, error))
             print(f"epoch {ae.n_iter_:>3}  {trained:6.0f} s  lr {learning_rate:g}  "
-                  f"train loss {ae.loss_curve_[-1]:.2f}  validation {val or '-':.5}  "
-                  f"test squared error {error:.3f}", flush=True)
+                  f"train loss {ae.loss_curve_[-1]:.2f}  "
+                  + "".join(f"validation {v:.3f}  " for v in val)
+                  + f"test squared error {error:.3f}", flush=True)
 
     with open(args.out / f"{name}.csv", "w", newline="") as f:
         writer = csv.writer(f)
-        header = ["epoch", "train_seconds", "learning_rate", "train_loss",
-                  "validation_squared_error_per_image", "test_squared_error_per_image"]
-        keep = [i for i in range(len(header)) if X_val is not None or i != 4]  # as before
-        writer.writerow([header[i] for i in keep])
-        writer.writerows([row[i] for i in keep] for row in curve)
+        writer.writerow(["epoch", "train_seconds", "learning_rate", "train_loss",
+                         *([] if X_val is None else ["validation_squared_error_per_image"]),
+                         "test_squared_error_per_image"])
+        writer.writerows(curve)
     best = min(curve, key=lambda row: row[-1])
     final = curve[-1]
     command = "python benchmarks/hinton2006.py" + (
