@@ -21,7 +21,9 @@ evaluation with the lowest validation error (the epoch early stopping would pick
     SKAE_DATA=../shared/data python benchmarks/hinton2006.py --validation-rows 10000
 
 ``--solver adamw`` trains with AdamW instead of Adam (decoupled weight decay, torch's
-default 0.01: a regulariser); its files get an ``_adamw`` suffix.
+default 0.01: a regulariser); its files get an ``_adamw`` suffix. ``--masking 0.1`` trains
+a ``DenoisingAutoencoder`` of the same network that sets a tenth of the input pixels to 0
+in training (another regulariser); its files get a ``_masking0.1`` suffix.
 """
 
 import argparse
@@ -35,7 +37,7 @@ from _cli import check_out, load_mnist_or_fail
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
-from skae import Autoencoder
+from skae import Autoencoder, DenoisingAutoencoder
 
 RESULTS = Path(__file__).resolve().parent / "results"  # the default --out, from any cwd
 
@@ -63,13 +65,19 @@ def main(argv=None):
     parser.add_argument("--solver", choices=["adam", "adamw"], default="adam",
                         help="optimizer (default: adam); other than adam, the files get "
                         "its name as a suffix")
+    parser.add_argument("--masking", type=float, default=0.0,
+                        help="train a DenoisingAutoencoder with this fraction of masking "
+                        "noise (default: 0, a plain Autoencoder); the files get a suffix")
     args = parser.parse_args(argv)
     if not args.budget > 0:
         parser.error(f"--budget must be a positive number of seconds, got {args.budget}")
+    if not 0 <= args.masking < 1:
+        parser.error(f"--masking must be in [0, 1), got {args.masking}")
     if not 0 <= args.validation_rows < 60_000:
         parser.error(f"--validation-rows must be in [0, 60000), got {args.validation_rows}")
     name = ("hinton2006" + ("_validation" if args.validation_rows else "")
-            + ("" if args.solver == "adam" else f"_{args.solver}"))
+            + ("" if args.solver == "adam" else f"_{args.solver}")
+            + (f"_masking{args.masking:g}" if args.masking else ""))
     check_out(__file__, args.out, [f"{name}{suffix}" for suffix in (".csv", ".md", ".png")])
     X_train, X_test = load_mnist_or_fail(__file__)
     X_val = X_train[len(X_train) - args.validation_rows:] if args.validation_rows else None
@@ -80,8 +88,10 @@ def main(argv=None):
     pca_error = squared_error_per_image(pca, X_test)
     print(f"PCA(30): {pca_error:.2f} squared error per test image", flush=True)
 
-    ae = Autoencoder(30, hidden_layer_sizes=(1000, 500, 250), code_activation="identity",
-                     batch_size=256, solver=args.solver, warm_start=True, random_state=0)
+    network = dict(hidden_layer_sizes=(1000, 500, 250), code_activation="identity",
+                   batch_size=256, solver=args.solver, warm_start=True, random_state=0)
+    ae = (DenoisingAutoencoder(30, noise="masking", noise_level=args.masking, **network)
+          if args.masking else Autoencoder(30, **network))
     curve, trained = [], 0.0
     for epochs, learning_rate in SCHEDULE:
         ae.set_params(learning_rate_init=learning_rate, max_iter=EVAL_EVERY)
@@ -109,7 +119,8 @@ def main(argv=None):
     final = curve[-1]
     command = "python benchmarks/hinton2006.py" + (
         f" --validation-rows {args.validation_rows}" if args.validation_rows else "") + (
-        "" if args.solver == "adam" else f" --solver {args.solver}")
+        "" if args.solver == "adam" else f" --solver {args.solver}") + (
+        f" --masking {args.masking:g}" if args.masking else "")
     summary = (
         f"# Hinton & Salakhutdinov (2006) recipe\n\n"
         f"`SKAE_DATA=../shared/data {command}` "
