@@ -169,3 +169,27 @@ def test_data_parallel_keeps_omp_num_threads(tmp_path):
                        OMP_NUM_THREADS="1")
     assert done.returncode == 0, done.stderr
     assert "1 thread(s) each" in done.stdout
+
+
+def _readme_python_blocks():
+    """The ```python blocks of README.md, in order."""
+    blocks, current = [], None
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if current is None and line.strip() == "```python":
+            current = []
+        elif current is not None and line.strip() == "```":
+            blocks.append("\n".join(current))
+            current = None
+        elif current is not None:
+            current.append(line)
+    return blocks
+
+
+def test_the_readmes_first_snippet_runs_and_its_pipeline_classifies_the_digits():
+    """The README's first code: a default Autoencoder(16) where PCA(16) would stand, before
+    a logistic regression. It runs as printed, and its codes keep the digits apart."""
+    namespace = {}
+    exec(compile(_readme_python_blocks()[0], "README.md", "exec"), namespace)
+    pipe, X, y = namespace["pipe"], namespace["X"], namespace["y"]
+    assert type(pipe[0]).__name__ == "Autoencoder" and pipe[0].n_components_ == 16
+    assert pipe.score(X, y) > 0.9
